@@ -1,0 +1,270 @@
+r"""Penalty functions ``R(x) -> scalar``, unscaled: the caller multiplies by the strength.
+
+Conventions: no ½ in front of squared terms, so ``l2_squared(w) = Σ w²`` and a loss
+``L + λ·l2_squared(w)`` has gradient ``∇L + 2λw`` (the convention of the seed notes).
+Each penalty ``NAME`` here has a proximal operator ``regjax.prox.NAME`` for the same ``R``.
+
+The orthogonality family works on a matrix or a conv kernel, viewed as
+:math:`W \in \mathbb{R}^{n \times m}` with ``n = fan_in`` (all leading axes flattened) and
+``m = fan_out``. ``mode="columns"`` compares the ``m`` output units (Gram
+:math:`W^\top W`, ``m × m``), ``mode="rows"`` the ``n`` input rows (Gram :math:`W W^\top`),
+and ``mode="auto"`` builds whichever Gram is smaller. For the soft and spectral kinds the
+two sides differ only by a constant (the ``|n − m|`` zero eigenvalues), so ``auto`` gives
+the same gradient at a fraction of the cost. Grams are accumulated in at least float32.
+These functions apply to activations as well as weights (embedding regularization).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from regjax import _checks, _trees
+from regjax.prox import Axis, _group_axes, _group_norm, as_matrix
+
+MODES = ("auto", "rows", "columns")
+
+
+def l1(x: ArrayLike) -> jax.Array:
+  r"""L1 norm :math:`\|x\|_1 = \sum_i |x_i|`."""
+  return jnp.sum(jnp.abs(jnp.asarray(x)))
+
+
+def l2_squared(x: ArrayLike) -> jax.Array:
+  r"""Squared L2 (Frobenius) norm :math:`\|x\|_2^2 = \sum_i x_i^2` (no ½)."""
+  return jnp.sum(jnp.square(jnp.asarray(x)))
+
+
+def elastic_net(x: ArrayLike, l2_weight: ArrayLike = 1.0) -> jax.Array:
+  r"""Elastic net :math:`\|x\|_1 + w \|x\|_2^2`.
+
+  Args:
+    x: input array.
+    l2_weight: :math:`w`, the ratio of the L2 to the L1 strength.
+
+  Returns:
+    A scalar.
+
+  References:
+    Zou & Hastie, "Regularization and variable selection via the elastic net", 2005.
+  """
+  return l1(x) + l2_weight * l2_squared(x)
+
+
+def group_l2(x: ArrayLike, axis: Axis = None) -> jax.Array:
+  r"""Group lasso :math:`\sum_g \|x_g\|_2`, groups spanning ``axis``.
+
+  Args:
+    x: input array.
+    axis: the axes one group spans; ``None`` means all but the last (one group per output
+      unit in Flax's ``(fan_in, fan_out)`` layout).
+
+  Returns:
+    A scalar, with a finite gradient at zero groups.
+  """
+  x = jnp.asarray(x)
+  norm, _ = _group_norm(x, _group_axes(x, axis))
+  return jnp.sum(norm)
+
+
+def _side(matrix: jax.Array, mode: str) -> str:
+  _checks.check_choice("mode", mode, MODES)
+  if mode != "auto":
+    return mode
+  return "columns" if matrix.shape[1] <= matrix.shape[0] else "rows"
+
+
+def gram(x: ArrayLike, mode: str = "auto") -> jax.Array:
+  r"""Gram matrix of a kernel: :math:`W^\top W` (columns) or :math:`W W^\top` (rows).
+
+  Computed in at least float32 so that bfloat16/float16 weights do not lose the
+  off-diagonal entries to rounding.
+
+  Args:
+    x: a matrix or a conv kernel ``(..., fan_in, fan_out)``.
+    mode: ``"columns"``, ``"rows"`` or ``"auto"`` (the smaller Gram).
+
+  Returns:
+    A square matrix in ``promote(dtype, float32)``.
+  """
+  matrix = as_matrix(jnp.asarray(x))
+  matrix = matrix.astype(jnp.promote_types(matrix.dtype, jnp.float32))
+  if _side(matrix, mode) == "columns":
+    return matrix.T @ matrix
+  return matrix @ matrix.T
+
+
+def _gram_minus_identity(x: ArrayLike, mode: str) -> jax.Array:
+  g = gram(x, mode)
+  return g - jnp.eye(g.shape[0], dtype=g.dtype)
+
+
+def soft_orthogonality(x: ArrayLike, mode: str = "auto") -> jax.Array:
+  r"""Soft orthogonality :math:`\|W^\top W - I\|_F^2` (or :math:`\|W W^\top - I\|_F^2`).
+
+  Args:
+    x: a matrix or a conv kernel ``(..., fan_in, fan_out)``.
+    mode: ``"columns"``, ``"rows"`` or ``"auto"``; see the module docstring.
+
+  Returns:
+    A float32 (or wider) scalar.
+
+  References:
+    Xie, Xiong & Pu, "All you need is beyond a good init", CVPR 2017;
+    Bansal, Chen & Wang, "Can we gain more from orthogonality regularizations in training
+    deep CNNs?", NeurIPS 2018.
+  """
+  return jnp.sum(jnp.square(_gram_minus_identity(x, mode)))
+
+
+def double_soft_orthogonality(x: ArrayLike) -> jax.Array:
+  r"""Double soft orthogonality :math:`\|W^\top W - I\|_F^2 + \|W W^\top - I\|_F^2`.
+
+  Both sides by definition, so it takes no ``mode``.
+
+  References:
+    Bansal, Chen & Wang, NeurIPS 2018.
+  """
+  return soft_orthogonality(x, "columns") + soft_orthogonality(x, "rows")
+
+
+def decorrelation(x: ArrayLike, mode: str = "auto") -> jax.Array:
+  r"""Sum of squared off-diagonal cosines :math:`\sum_{i \ne j} (\hat w_i^\top \hat w_j)^2`.
+
+  :math:`\hat w_i` are the unit-normalized columns (``mode="columns"``) or rows; only the
+  correlation between vectors is penalized, not their lengths. A zero vector contributes
+  nothing.
+
+  Args:
+    x: a matrix or a conv kernel.
+    mode: ``"columns"``, ``"rows"`` or ``"auto"`` (the fewer vectors).
+
+  Returns:
+    A scalar.
+
+  References:
+    Cogswell et al., "Reducing overfitting in deep networks by decorrelating
+    representations" (DeCov), ICLR 2016; Rodríguez et al., "Regularizing CNNs with locally
+    constrained decorrelations", ICLR 2017.
+  """
+  g = gram(x, mode)
+  diagonal = jnp.diagonal(g)
+  positive = diagonal > 0
+  inverse_norm = jnp.where(positive, 1 / jnp.sqrt(jnp.where(positive, diagonal, 1)), 0)
+  cosines = g * inverse_norm[:, None] * inverse_norm[None, :]
+  off_diagonal = cosines * (1 - jnp.eye(g.shape[0], dtype=g.dtype))
+  return jnp.sum(jnp.square(off_diagonal))
+
+
+def mutual_coherence(x: ArrayLike, mode: str = "auto") -> jax.Array:
+  r"""Mutual coherence :math:`\|W^\top W - I\|_\infty = \max_{ij} |(W^\top W - I)_{ij}|`.
+
+  References:
+    Bansal, Chen & Wang, NeurIPS 2018 (the MC regularizer).
+  """
+  return jnp.max(jnp.abs(_gram_minus_identity(x, mode)))
+
+
+def power_iteration(
+    matrix: jax.Array, vector: jax.Array, num_iterations: int = 1
+) -> tuple[jax.Array, jax.Array]:
+  r"""Power iteration for the largest-magnitude eigenpair of a symmetric matrix.
+
+  Args:
+    matrix: a symmetric matrix :math:`A`.
+    vector: the starting vector (need not be normalized; must not be orthogonal to the top
+      eigenvector).
+    num_iterations: how many products :math:`v \leftarrow Av/\|Av\|`.
+
+  Returns:
+    ``(sigma, v)``: the estimate :math:`|v^\top A v|` of :math:`\sigma_{\max}(A)` and the
+    unit vector after the iterations.
+  """
+
+  def step(v, _):
+    w = matrix @ v
+    return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(w.dtype).tiny), None
+
+  v = vector / jnp.maximum(jnp.linalg.norm(vector), jnp.finfo(vector.dtype).tiny)
+  v, _ = jax.lax.scan(step, v, None, length=num_iterations)
+  return jnp.abs(v @ matrix @ v), v
+
+
+def spectral_orthogonality(
+    x: ArrayLike,
+    mode: str = "auto",
+    num_iterations: int = 20,
+    vector: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Spectral restricted isometry (SRIP) :math:`\sigma_{\max}(W^\top W - I)`.
+
+  Estimated by ``num_iterations`` steps of power iteration on the symmetric matrix
+  :math:`A = W^\top W - I` (no SVD), as :math:`|v^\top A v|`. The gradient treats the
+  iterate :math:`v` as fixed, which is the exact gradient once :math:`v` has converged.
+  :class:`regjax.transforms.orthogonality` keeps ``v`` in its state and runs one
+  iteration per step.
+
+  Args:
+    x: a matrix or a conv kernel.
+    mode: ``"columns"``, ``"rows"`` or ``"auto"``; see the module docstring.
+    num_iterations: power-iteration steps.
+    vector: starting vector of the Gram's size; defaults to all ones.
+
+  Returns:
+    A scalar.
+
+  References:
+    Bansal, Chen & Wang, NeurIPS 2018 (SRIP).
+  """
+  a = _gram_minus_identity(x, mode)
+  start = jnp.ones(a.shape[0], a.dtype) if vector is None else jnp.asarray(vector, a.dtype)
+  _, v = power_iteration(jax.lax.stop_gradient(a), start, num_iterations)
+  v = jax.lax.stop_gradient(v)
+  return jnp.abs(v @ a @ v)
+
+
+ORTHOGONALITY: dict[str, Callable[..., jax.Array]] = {
+    "soft": soft_orthogonality,
+    "double_soft": double_soft_orthogonality,
+    "decorrelation": decorrelation,
+    "mutual_coherence": mutual_coherence,
+    "spectral": spectral_orthogonality,
+}
+
+
+def tree_penalty(
+    penalty: Callable[[jax.Array], jax.Array],
+    tree: Any,
+    strength: Any = 1.0,
+    mask: Any = None,
+) -> jax.Array:
+  r"""Sum of ``strength_leaf · penalty(leaf)`` over the leaves a mask selects.
+
+  .. math:: \sum_{\ell \in \text{mask}} \lambda_\ell R(x_\ell)
+
+  Args:
+    penalty: a function ``array -> scalar`` (e.g. :func:`l1`, or
+      ``functools.partial(soft_orthogonality, mode="columns")``).
+    tree: a pytree of arrays (parameters or activations).
+    strength: a scalar (possibly traced) or a pytree matching ``tree`` with one scalar
+      per leaf; ``None`` leaves are skipped.
+    mask: Optax-style mask, a pytree of bools matching ``tree`` or a callable
+      ``tree -> mask``; ``None`` selects every leaf.
+
+  Returns:
+    A scalar.
+  """
+  selected = _trees.resolve_mask(mask, tree)
+  strengths = _trees.broadcast_strength(strength, tree, "strength")
+
+  def one(leaf, keep, lam):
+    if not keep or lam is None:
+      return jnp.zeros((), jnp.float32)
+    return lam * penalty(leaf)
+
+  terms = jax.tree.map(one, tree, selected, strengths, is_leaf=lambda v: v is None)
+  return sum(jax.tree.leaves(terms), jnp.zeros((), jnp.float32))
