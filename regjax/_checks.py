@@ -7,7 +7,6 @@ through unchecked; each public docstring says what happens to them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 

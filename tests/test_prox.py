@@ -63,7 +63,7 @@ def test_prox_minimizes_its_objective_against_perturbations(name):
         candidates = jnp.maximum(z[None] + deltas, 0)
       else:
         candidates = z[None] + deltas
-      values = jax.vmap(lambda c: objective(penalty, c, x, strength))(candidates)
+      values = jax.vmap(objective, (None, 0, None, None))(penalty, candidates, x, strength)
       assert jnp.all(values >= best - 1e-5), (name, trial, scale, float(values.min()), best)
 
 

@@ -1,0 +1,109 @@
+"""Which leaves a transform touches, and per-layer strengths, from parameter paths.
+
+Masks follow Optax's convention: a pytree of bools with the parameters' structure, or a
+callable ``params -> that tree``. A leaf's *path* is its keys joined by ``/``, e.g.
+``layers/0/kernel`` for a Flax NNX MLP or ``Dense_0/kernel`` for Linen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from regjax import _checks, _trees
+
+matrices = _trees.matrices
+
+
+def path_of(key_path: tuple[Any, ...]) -> str:
+  """The ``/``-joined path of a leaf, from ``jax.tree_util`` key entries."""
+  return jax.tree_util.keystr(tuple(key_path), simple=True, separator="/")
+
+
+def paths(tree: Any) -> Any:
+  """A tree like ``tree`` whose leaves are their own paths (strings)."""
+  return jax.tree_util.tree_map_with_path(
+      lambda key_path, _: path_of(key_path), tree, is_leaf=_trees.is_leaf
+  )
+
+
+def by_path(pattern: str, *, matrices_only: bool = False) -> Callable[[Any], Any]:
+  """A callable mask selecting the leaves whose path matches the regex ``pattern``.
+
+  Args:
+    pattern: a regular expression searched (``re.search``) in each leaf's path.
+    matrices_only: also require ``ndim >= 2``.
+
+  Returns:
+    ``params -> tree of bools``, usable as any transform's ``mask``.
+  """
+  regex = _compile("pattern", pattern)
+
+  def mask(params):
+    def leaf(key_path, value):
+      keep = regex.search(path_of(key_path)) is not None
+      return keep and (not matrices_only or jnp.ndim(value) >= 2)
+
+    return jax.tree_util.tree_map_with_path(leaf, params, is_leaf=_trees.is_leaf)
+
+  return mask
+
+
+def _compile(name: str, pattern: str) -> re.Pattern[str]:
+  if not isinstance(pattern, str):
+    raise TypeError(f"`{name}` must be a regular expression string, got {pattern!r}.")
+  try:
+    return re.compile(pattern)
+  except re.error as error:
+    raise ValueError(f"`{name}` {pattern!r} is not a valid regular expression: {error}") from None
+
+
+def per_layer(
+    params: Any, table: Mapping[str, Any], default: Any = None
+) -> Any:
+  r"""A per-leaf strength tree from a table ``{regex: strength}`` over parameter paths.
+
+  The first pattern (in the table's order) that matches a leaf's path gives its strength;
+  leaves that no pattern matches get ``default`` (``None`` means "not regularized", which
+  every regjax transform skips). Strengths may be traced scalars, so a sweep can vmap a
+  per-layer grid.
+
+  Args:
+    params: the parameter tree (only its structure and paths are used).
+    table: ordered mapping from regex to strength.
+    default: strength for unmatched leaves, or None.
+
+  Returns:
+    A tree like ``params`` of float32 scalars (or None).
+
+  Raises:
+    ValueError: a pattern matches no leaf (likely a typo), or a strength is negative
+      or not finite.
+  """
+  if not isinstance(table, Mapping) or not table:
+    raise ValueError(f"`table` must be a non-empty mapping regex -> strength, got {table!r}.")
+  compiled = [(_compile("table", pattern), pattern) for pattern in table]
+  for pattern, value in table.items():
+    _checks.check_number_tree(f"table[{pattern!r}]", value, allow_callable=False)
+  if default is not None:
+    _checks.check_number_tree("default", default, allow_callable=False)
+  used = set()
+
+  def leaf(key_path, _):
+    path = path_of(key_path)
+    for regex, pattern in compiled:
+      if regex.search(path):
+        used.add(pattern)
+        return jnp.asarray(table[pattern], jnp.float32)
+    return None if default is None else jnp.asarray(default, jnp.float32)
+
+  result = jax.tree_util.tree_map_with_path(leaf, params, is_leaf=_trees.is_leaf)
+  unused = [pattern for pattern in table if pattern not in used]
+  if unused:
+    known = ", ".join(path_of(k) for k, _ in jax.tree_util.tree_leaves_with_path(params))
+    raise ValueError(f"`table` patterns {unused} match no parameter; paths are: {known}.")
+  return result

@@ -1,0 +1,467 @@
+r"""Optax gradient transformations built on :mod:`regjax.prox` and :mod:`regjax.penalties`.
+
+Where a transform sits in an ``optax.chain`` decides what it means, so each docstring
+says where it goes:
+
+- *before* the optimizer's scaling (like ``optax.add_decayed_weights``):
+  :func:`add_penalty_gradient`, :func:`orthogonality` — they add :math:`\lambda\nabla R(p)`
+  to the gradient, so the optimizer rescales it (Adam preconditions it).
+- *last*, after ``scale_by_learning_rate`` (the updates are already the step
+  :math:`-\eta g`): :func:`proximal`, :func:`decoupled_weight_decay`, :func:`project`.
+- :func:`preconditioned_proximal` takes raw gradients: it is a whole Adam step.
+
+Strengths and learning rates are ``float``, JAX scalars (traced values are fine, which is
+what lets ``jax.vmap`` train a grid of strengths), Optax schedules ``step -> value``, or,
+for strengths, a pytree with one value per parameter leaf (per-layer λ, see
+:func:`regjax.masks.per_layer`). Concrete values are checked when the transform is built;
+traced values cannot be, and a negative or NaN traced strength yields NaN or meaningless
+parameters. Schedules are evaluated at the transform's own step counter, starting at 0,
+like Optax's.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from regjax import _checks, _trees, penalties
+from regjax.penalties import MODES, ORTHOGONALITY
+
+ProxFn = Callable[[jax.Array, jax.Array], jax.Array]
+DEFAULT_MASK: Callable[[Any], Any] = _trees.matrices
+
+
+class ScheduleState(NamedTuple):
+  """State of a transform whose strengths may be schedules."""
+
+  count: jax.Array  # shape=(), dtype=int32: steps taken so far.
+
+
+class PreconditionedProximalState(NamedTuple):
+  """State of :func:`preconditioned_proximal`."""
+
+  count: jax.Array  # shape=(), dtype=int32: steps taken so far.
+  adam: optax.ScaleByAdamState  # Optax's own first and second moments.
+
+
+class OrthogonalityState(NamedTuple):
+  """State of :func:`orthogonality`."""
+
+  count: jax.Array  # shape=(), dtype=int32: steps taken so far.
+  vectors: Any  # spectral kind: one power-iteration vector per leaf; otherwise None.
+
+
+def _check_rate(name: str, value: Any) -> None:
+  _checks.check_number_tree(name, value, low=0.0)
+
+
+def _zero_count() -> jax.Array:
+  return jnp.zeros([], jnp.int32)
+
+
+def _need_params(params: Any) -> None:
+  if params is None:
+    raise ValueError(
+        "this transform needs the current parameters: call `update(updates, state, params)`."
+    )
+
+
+def _maybe_masked(
+    transform: optax.GradientTransformation, mask: Any
+) -> optax.GradientTransformation:
+  return transform if mask is None else optax.masked(transform, mask)
+
+
+def _leafwise(fn: Callable[..., Any], updates: Any, *trees: Any) -> Any:
+  """Map ``fn`` over leaves, passing masked-out (``MaskedNode``/``None``) leaves through."""
+
+  def leaf(u, *rest):
+    return u if _trees.is_leaf(u) else fn(u, *rest)
+
+  return jax.tree.map(leaf, updates, *trees, is_leaf=_trees.is_leaf)
+
+
+def proximal(
+    prox_fn: ProxFn,
+    strength: Any,
+    learning_rate: optax.ScalarOrSchedule,
+    mask: Any = None,
+) -> optax.GradientTransformation:
+  r"""Proximal step: maps an update ``u`` to ``prox(p + u, η_t λ) − p``.
+
+  .. math:: p_{t+1} = \operatorname{prox}_{\eta_t \lambda R}(p_t + u_t)
+
+  Goes **last** in a chain, after ``scale_by_learning_rate`` (``u = −η g``), and
+  ``learning_rate`` must be the one that chain used, so the threshold is
+  :math:`\eta_t\lambda`. With SGD this is proximal gradient descent (ISTA) on
+  :math:`L(p) + \lambda R(p)`. Parameters that the prox sets to zero are exactly 0.0
+  after ``optax.apply_updates``.
+
+  Args:
+    prox_fn: ``prox_fn(x, threshold) -> array``, e.g. :func:`regjax.prox.l1` or
+      ``functools.partial(regjax.prox.group_l2, axis=0)``.
+    strength: :math:`\lambda`; float, JAX scalar, schedule, or a per-leaf tree.
+    learning_rate: :math:`\eta_t`, the chain's learning rate (float or schedule).
+    mask: Optax mask (tree of bools or callable); unselected leaves pass through.
+
+  Returns:
+    An ``optax.GradientTransformation`` with state :class:`ScheduleState`.
+
+  References:
+    Parikh & Boyd, "Proximal Algorithms", 2014, §4.2.
+  """
+  _check_rate("strength", strength)
+  _check_rate("learning_rate", learning_rate)
+
+  def init_fn(params):
+    _checks.check_float_params("params", params)
+    _trees.broadcast_strength(strength, params)
+    return ScheduleState(count=_zero_count())
+
+  def update_fn(updates, state, params=None):
+    _need_params(params)
+    rate = _checks.resolve_schedule(learning_rate, state.count)
+    strengths = _trees.broadcast_strength(
+        _checks.resolve_schedule(strength, state.count), updates
+    )
+
+    def leaf(u, p, lam):
+      if lam is None:
+        return u
+      z = prox_fn(p + u, rate * lam)
+      return (z - p).astype(u.dtype)
+
+    new = _leafwise(leaf, updates, params, strengths)
+    return new, ScheduleState(count=optax.safe_increment(state.count))
+
+  return _maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask)
+
+
+def preconditioned_proximal(
+    prox_fn: ProxFn,
+    strength: Any,
+    learning_rate: optax.ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    mask: Any = None,
+) -> optax.GradientTransformation:
+  r"""Adam step followed by a prox whose threshold is preconditioned like the step (ProxGen).
+
+  .. math::
+     d_t = \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}, \qquad
+     p_{t+1} = \operatorname{prox}_{\tau_t R}\big(p_t - \eta_t d_t\big), \qquad
+     \tau_t = \frac{\eta_t \lambda}{\sqrt{\hat v_t} + \epsilon}
+
+  The prox uses the per-coordinate threshold :math:`\tau_t`, i.e. the prox in Adam's
+  diagonal metric, so coordinates reach exactly zero without giving up the adaptive step.
+  This is exact for separable penalties (``prox.l1``, ``prox.l0``, ``prox.nonneg_l1``,
+  ``prox.elastic_net``); for group penalties use :func:`proximal` after ``optax.adam``.
+  It takes **raw gradients**: it is a whole optimizer (Optax's ``scale_by_adam`` plus the
+  prox), so only gradient-processing transforms (clipping) may precede it. With
+  ``strength=0`` and an identity-at-zero prox it equals ``optax.adam``. Unselected leaves
+  (``mask``) take the plain Adam step.
+
+  Args:
+    prox_fn: ``prox_fn(x, threshold) -> array`` applied with an array threshold.
+    strength: :math:`\lambda`; float, JAX scalar, schedule, or a per-leaf tree.
+    learning_rate: :math:`\eta_t` (float or schedule).
+    b1: Adam's first-moment decay.
+    b2: Adam's second-moment decay.
+    eps: Adam's :math:`\epsilon`, also in the threshold's denominator.
+    mask: Optax mask of the leaves that get the prox.
+
+  Returns:
+    An ``optax.GradientTransformation`` with state :class:`PreconditionedProximalState`.
+
+  References:
+    Yun, Lozano & Yang, "Adaptive proximal gradient methods for structured neural
+    networks" (ProxGen), NeurIPS 2021.
+  """
+  _check_rate("strength", strength)
+  _check_rate("learning_rate", learning_rate)
+  _checks.check_number_tree("b1", b1, high=1.0, high_inclusive=False, allow_callable=False)
+  _checks.check_number_tree("b2", b2, high=1.0, high_inclusive=False, allow_callable=False)
+  _check_rate("eps", eps)
+  adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+
+  def init_fn(params):
+    _checks.check_float_params("params", params)
+    _trees.broadcast_strength(strength, params)
+    _trees.resolve_mask(mask, params)
+    return PreconditionedProximalState(count=_zero_count(), adam=adam.init(params))
+
+  def update_fn(updates, state, params=None):
+    _need_params(params)
+    directions, adam_state = adam.update(updates, state.adam, params)
+    nu_hat = optax.tree.bias_correction(adam_state.nu, b2, adam_state.count)
+    rate = _checks.resolve_schedule(learning_rate, state.count)
+    strengths = _trees.broadcast_strength(
+        _checks.resolve_schedule(strength, state.count), params
+    )
+    selected = _trees.resolve_mask(mask, params)
+
+    def leaf(d, p, v, lam, keep):
+      moved = p - rate * d
+      if keep and lam is not None:
+        moved = prox_fn(moved, rate * lam / (jnp.sqrt(v) + eps))
+      return (moved - p).astype(p.dtype)
+
+    new = jax.tree.map(leaf, directions, params, nu_hat, strengths, selected,
+                       is_leaf=_trees.is_leaf)
+    return new, PreconditionedProximalState(
+        count=optax.safe_increment(state.count), adam=adam_state
+    )
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def decoupled_weight_decay(
+    rate: Any,
+    learning_rate: optax.ScalarOrSchedule | None = None,
+    target: Any = None,
+    mask: Any = DEFAULT_MASK,
+) -> optax.GradientTransformation:
+  r"""Weight decay applied to the step itself, independent of the gradient's scaling.
+
+  .. math:: u \leftarrow u - s_t\,\lambda\,(p - p_0), \qquad
+     s_t = \eta_t \text{ (lr-coupled)} \text{ or } 1 \text{ (independent)}
+
+  Goes **last** in a chain, after ``scale_by_learning_rate``. With ``learning_rate``
+  given it is lr-coupled, the AdamW of Optax and PyTorch: ``chain(scale_by_adam(),
+  scale_by_learning_rate(η), decoupled_weight_decay(λ, η))`` equals
+  ``optax.adamw(η, weight_decay=λ)``. With ``learning_rate=None`` the decay does not
+  depend on the learning rate at all (a schedule on ``rate`` plays the role of
+  Loshchilov & Hutter's multiplier :math:`\eta_t`): with a zero gradient each step
+  multiplies :math:`p - p_0` by exactly :math:`1 - \lambda`. ``target`` :math:`p_0`
+  decays toward pretrained weights (L2-SP).
+
+  Args:
+    rate: :math:`\lambda \ge 0`; float, JAX scalar, schedule, or a per-leaf tree.
+    learning_rate: the chain's learning rate for lr-coupled decay, or None.
+    target: a tree like the params (e.g. pretrained weights), or None for zero.
+    mask: Optax mask; the default selects leaves with ``ndim >= 2`` so biases and
+      normalization scales are not decayed. ``None`` decays every leaf.
+
+  Returns:
+    An ``optax.GradientTransformation`` with state :class:`ScheduleState`.
+
+  References:
+    Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019;
+    Li, Grandvalet & Davoine, "Explicit inductive bias for transfer learning with
+    convolutional networks" (L2-SP), ICML 2018.
+  """
+  _check_rate("rate", rate)
+  if learning_rate is not None:
+    _check_rate("learning_rate", learning_rate)
+
+  def init_fn(params):
+    _checks.check_float_params("params", params)
+    _trees.broadcast_strength(rate, params, "rate")
+    if target is not None:
+      _trees.check_matches("target", target, params)
+    return ScheduleState(count=_zero_count())
+
+  def update_fn(updates, state, params=None):
+    _need_params(params)
+    scale = 1.0 if learning_rate is None else _checks.resolve_schedule(
+        learning_rate, state.count
+    )
+    rates = _trees.broadcast_strength(_checks.resolve_schedule(rate, state.count), updates)
+    anchors = jax.tree.map(lambda _: None, updates, is_leaf=_trees.is_leaf) if (
+        target is None) else target
+
+    def leaf(u, p, lam, p0):
+      if lam is None:
+        return u
+      offset = p if p0 is None else p - p0
+      return (u - scale * lam * offset).astype(u.dtype)
+
+    new = _leafwise(leaf, updates, params, rates, anchors)
+    return new, ScheduleState(count=optax.safe_increment(state.count))
+
+  return _maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask)
+
+
+def add_penalty_gradient(
+    penalty: Callable[[jax.Array], jax.Array],
+    strength: Any,
+    mask: Any = None,
+) -> optax.GradientTransformation:
+  r"""Adds :math:`\lambda \nabla R(p)` to the gradient, as if ``λ·R(p)`` were in the loss.
+
+  .. math:: g \leftarrow g + \lambda \nabla R(p)
+
+  Goes **first**, before the optimizer's scaling. With ``penalties.l1`` this is the
+  subgradient method (``sign(p)``, 0 at 0), which rarely lands on exact zeros; prefer
+  :func:`proximal` for sparsity.
+
+  Args:
+    penalty: ``array -> scalar``, differentiable almost everywhere.
+    strength: :math:`\lambda`; float, JAX scalar, schedule, or a per-leaf tree.
+    mask: Optax mask; ``None`` selects every leaf.
+
+  Returns:
+    An ``optax.GradientTransformation`` with state :class:`ScheduleState`.
+  """
+  _check_rate("strength", strength)
+  gradient = jax.grad(penalty)
+
+  def init_fn(params):
+    _checks.check_float_params("params", params)
+    _trees.broadcast_strength(strength, params)
+    return ScheduleState(count=_zero_count())
+
+  def update_fn(updates, state, params=None):
+    _need_params(params)
+    strengths = _trees.broadcast_strength(
+        _checks.resolve_schedule(strength, state.count), updates
+    )
+
+    def leaf(g, p, lam):
+      if lam is None:
+        return g
+      return (g + lam * gradient(p).astype(g.dtype)).astype(g.dtype)
+
+    new = _leafwise(leaf, updates, params, strengths)
+    return new, ScheduleState(count=optax.safe_increment(state.count))
+
+  return _maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask)
+
+
+def _check_matrices(params: Any) -> None:
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params, is_leaf=_trees.is_leaf):
+    if _trees.is_leaf(leaf):
+      continue
+    if jnp.ndim(leaf) < 2:
+      raise ValueError(
+          f"orthogonality needs matrices or conv kernels, but the `mask` selects "
+          f"{jax.tree_util.keystr(path) or 'a leaf'} of shape {jnp.shape(leaf)}; "
+          "leave 1-D leaves out of the mask."
+      )
+
+
+def orthogonality(
+    strength: Any,
+    kind: str = "soft",
+    mode: str = "auto",
+    mask: Any = DEFAULT_MASK,
+    num_iterations: int = 1,
+) -> optax.GradientTransformation:
+  r"""Adds :math:`\lambda \nabla R(W)` for a penalty of the orthogonality family.
+
+  ``kind`` is one of ``"soft"`` (:math:`\|W^\top W - I\|_F^2`), ``"double_soft"``,
+  ``"decorrelation"``, ``"mutual_coherence"`` or ``"spectral"`` (SRIP,
+  :math:`\sigma_{\max}(W^\top W - I)`); see :mod:`regjax.penalties`. Goes **first**,
+  before the optimizer's scaling, like a loss term. The spectral kind keeps one
+  power-iteration vector per leaf in its state and advances it ``num_iterations`` times
+  per step (no SVD).
+
+  Args:
+    strength: :math:`\lambda`; float, JAX scalar, schedule, or a per-leaf tree.
+    kind: which penalty.
+    mode: ``"columns"``, ``"rows"`` or ``"auto"``; ``"double_soft"`` uses both sides and
+      accepts only ``"auto"``.
+    mask: Optax mask; the default selects leaves with ``ndim >= 2``. Selecting a 1-D leaf
+      raises a ``ValueError`` at ``init``.
+    num_iterations: power-iteration steps per update (spectral kind only).
+
+  Returns:
+    An ``optax.GradientTransformation`` with state :class:`OrthogonalityState`.
+
+  References:
+    Bansal, Chen & Wang, "Can we gain more from orthogonality regularizations in training
+    deep CNNs?", NeurIPS 2018.
+  """
+  _checks.check_choice("kind", kind, tuple(ORTHOGONALITY))
+  _checks.check_choice("mode", mode, MODES)
+  if kind == "double_soft" and mode != "auto":
+    raise ValueError(f"`mode` must be 'auto' for kind='double_soft' (both sides), got {mode!r}.")
+  if not isinstance(num_iterations, int) or num_iterations < 1:
+    raise ValueError(f"`num_iterations` must be a positive int, got {num_iterations!r}.")
+  _check_rate("strength", strength)
+  if kind == "double_soft":
+    penalty = ORTHOGONALITY[kind]
+  else:
+    penalty = functools.partial(ORTHOGONALITY[kind], mode=mode)
+  spectral = kind == "spectral"
+
+  def start_vector(p):
+    size = penalties.gram(jnp.zeros(jnp.shape(p), jnp.float32), mode).shape[0]
+    return jax.random.normal(jax.random.key(0), (size,), jnp.float32)
+
+  def init_fn(params):
+    _checks.check_float_params("params", params)
+    _check_matrices(params)
+    _trees.broadcast_strength(strength, params)
+    vectors = _leafwise(start_vector, params) if spectral else None
+    return OrthogonalityState(count=_zero_count(), vectors=vectors)
+
+  def update_fn(updates, state, params=None):
+    _need_params(params)
+    strengths = _trees.broadcast_strength(
+        _checks.resolve_schedule(strength, state.count), updates
+    )
+    if not spectral:
+      new = _leafwise(
+          lambda g, p, lam: (g + lam * jax.grad(penalty)(p)).astype(g.dtype),
+          updates, params, strengths,
+      )
+      return new, OrthogonalityState(count=optax.safe_increment(state.count), vectors=None)
+
+    def advance(p, v):
+      a = jax.lax.stop_gradient(penalties._gram_minus_identity(p, mode))
+      return penalties.power_iteration(a, v, num_iterations)[1]
+
+    vectors = _leafwise(advance, params, state.vectors)
+
+    def leaf(g, p, lam, v):
+      grad = jax.grad(lambda w: penalties.spectral_orthogonality(w, mode, 0, v))(p)
+      return (g + lam * grad).astype(g.dtype)
+
+    new = _leafwise(leaf, updates, params, strengths, vectors)
+    return new, OrthogonalityState(count=optax.safe_increment(state.count), vectors=vectors)
+
+  return _maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask)
+
+
+def project(
+    projection: Callable[[jax.Array], jax.Array], mask: Any = None
+) -> optax.GradientTransformation:
+  r"""Constraint after the step: maps an update ``u`` to ``projection(p + u) − p``.
+
+  .. math:: p_{t+1} = \Pi_C(p_t + u_t)
+
+  Goes **last** in a chain. Examples: ``project(functools.partial(prox.max_norm,
+  max_value=3.0))`` (max-norm per unit), ``project(optax.projections.projection_non_negative)``,
+  ``project(prox.orthonormal)`` (hard orthogonality by polar retraction; pass
+  ``functools.partial(prox.orthonormal, method="qr")`` for the cheaper QR retraction).
+
+  Args:
+    projection: ``array -> array`` onto the constraint set.
+    mask: Optax mask; ``None`` selects every leaf.
+
+  Returns:
+    An ``optax.GradientTransformation`` with ``optax.EmptyState``.
+
+  References:
+    Projected gradient descent; Absil, Mahony & Sepulchre, 2008, for retractions.
+  """
+  if not callable(projection):
+    raise TypeError(f"`projection` must be a function array -> array, got {projection!r}.")
+
+  def init_fn(params):
+    _checks.check_float_params("params", params)
+    return optax.EmptyState()
+
+  def update_fn(updates, state, params=None):
+    _need_params(params)
+    new = _leafwise(lambda u, p: (projection(p + u) - p).astype(u.dtype), updates, params)
+    return new, state
+
+  return _maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask)
