@@ -2,10 +2,13 @@
 
 Pure functions (:mod:`regjax.prox`, :mod:`regjax.penalties`), Optax gradient
 transformations built on them (:mod:`regjax.transforms`, :mod:`regjax.optimizers`), and
-the tools to sweep their strengths as one vmapped computation.
+:func:`regjax.sweep`, which trains a whole grid of strengths as one vmapped computation.
 """
 
-from regjax import masks, metrics, penalties, prox, transforms
+from regjax import data, masks, metrics, models, penalties, prox, transforms
+from regjax._results import SweepResult
+from regjax._results import concat as concat_results
+from regjax._sweep import Grid, grid, progress_callback, sweep, zip_grid
 from regjax.masks import by_path, per_layer
 from regjax.optimizers import adamw, prox_adam, prox_sgd
 from regjax.transforms import (
@@ -20,20 +23,29 @@ from regjax.transforms import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Grid",
+    "SweepResult",
     "add_penalty_gradient",
     "adamw",
     "by_path",
+    "concat_results",
+    "data",
     "decoupled_weight_decay",
+    "grid",
     "masks",
     "metrics",
+    "models",
     "orthogonality",
     "penalties",
     "per_layer",
     "preconditioned_proximal",
+    "progress_callback",
     "project",
     "prox",
     "prox_adam",
     "prox_sgd",
     "proximal",
+    "sweep",
     "transforms",
+    "zip_grid",
 ]

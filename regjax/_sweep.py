@@ -1,0 +1,573 @@
+"""λ-grid sweeps: many training runs as one ``jit(vmap(...))``, sharded over devices.
+
+A sweep trains one configuration per grid point and seed with a user function
+
+.. code-block:: python
+
+  def train(hparams: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
+    ...  # hparams["l1"] is a traced float scalar; return scalar metrics
+
+  result = regjax.sweep.sweep(train, grid(l1=jnp.logspace(-5, -2, 16)), seeds=(0, 1, 2))
+  print(result.mean_over_seeds())
+
+How it runs:
+
+* The grid is flattened to rows ``(point, seed)``, point-major. Every hyperparameter
+  reaches ``fn`` as a scalar of JAX's default float dtype (float32 unless x64 is on).
+* Row ``(point, seed)`` gets the key ``jax.random.key(seed)``, the same for every point:
+  for a given seed, all grid points share their initialization and data order (common
+  random numbers), so differences along the grid come from the hyperparameters alone.
+  Fold the point into the key inside ``fn`` if independent streams are wanted.
+* The rows run as one ``jax.jit(jax.vmap(run))``, compiled once. With
+  ``chunk_size=None`` the whole grid is one chunk unless XLA's memory estimate for it
+  (``compiled.memory_analysis()``) exceeds 90% of the free device memory
+  (``device.memory_stats()``); then the rows are split into the fewest equal chunks
+  that fit, assuming memory grows linearly with rows. On backends that report neither
+  (CPU), the grid is one chunk. The last chunk is padded by repeating the last row, so
+  every chunk has one shape and one compilation; padded rows are dropped.
+* The row axis is sharded over the devices of ``mesh`` (by default a 1-D mesh named
+  ``"grid"`` over ``jax.local_devices()``) with a ``NamedSharding``; a chunk is padded to
+  a multiple of the device count. Rows are independent, so the compiled program has no
+  cross-device communication; with one device it is the plain vmapped program.
+* Multi-host: call ``jax.distributed.initialize()`` in every process, build a global
+  mesh, e.g. ``Mesh(np.array(jax.devices()), ("grid",))``, and call ``sweep`` with the
+  same arguments in every process. Each process feeds its own devices' rows, and every
+  process receives the full result (gathered with
+  ``jax.experimental.multihost_utils.process_allgather``). Pass ``chunk_size``
+  explicitly there: free memory differs between hosts, and every process must compile
+  the same chunk shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from regjax import _checks, _results
+from regjax._results import SweepResult
+
+# Share of the free device memory a chunk may use; XLA's estimate is not exact.
+_MEMORY_HEADROOM = 0.9
+# Whether `progress_callback` stages its callback; `sweep(progress=False)` clears it
+# while it traces the user's function.
+_STEP_PROGRESS = True
+
+
+# ----------------------------------------------------------------------------- grids
+
+
+class Grid:
+  """A finite set of hyperparameter points, each a float per named axis.
+
+  Build one with :func:`grid` (cartesian product) or :func:`zip_grid` (zipped lists)
+  and combine them with ``*`` (cartesian product; the left grid varies slowest).
+
+  Args:
+    points: mapping name -> equal-length 1-D sequence of finite numbers.
+  """
+
+  def __init__(self, points: Mapping[str, Any]):
+    if not points:
+      raise ValueError("A grid needs at least one axis, e.g. `grid(l1=[1e-4, 1e-3])`.")
+    columns = {name: _axis_values(name, values) for name, values in points.items()}
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+      raise ValueError(f"Zipped axes must have equal lengths, got {lengths}.")
+    self._points = columns
+
+  @property
+  def names(self) -> tuple[str, ...]:
+    """The axis names, in order."""
+    return tuple(self._points)
+
+  @property
+  def points(self) -> dict[str, np.ndarray]:
+    """Mapping name -> float array of length ``len(self)``, one entry per point.
+
+    float32 axes stay float32; every other axis is float64.
+    """
+    return {name: values.copy() for name, values in self._points.items()}
+
+  def __len__(self) -> int:
+    return len(next(iter(self._points.values())))
+
+  def __iter__(self) -> Iterator[dict[str, float]]:
+    for i in range(len(self)):
+      yield {name: float(values[i]) for name, values in self._points.items()}
+
+  def product(self, other: Grid) -> Grid:
+    """Cartesian product: every point of ``self`` with every point of ``other``."""
+    if not isinstance(other, Grid):
+      raise TypeError(f"`other` must be a Grid, got {type(other).__name__}.")
+    shared = sorted(set(self.names) & set(other.names))
+    if shared:
+      raise ValueError(f"Grid axes must have distinct names; both grids have {shared}.")
+    n, m = len(self), len(other)
+    points = {name: np.repeat(v, m) for name, v in self._points.items()}
+    points.update({name: np.tile(v, n) for name, v in other._points.items()})
+    return Grid(points)
+
+  def __mul__(self, other: Any) -> Grid:
+    if not isinstance(other, Grid):
+      return NotImplemented
+    return self.product(other)
+
+  def __repr__(self) -> str:
+    return f"Grid({len(self)} points; axes {', '.join(self.names)})"
+
+
+def _axis_values(name: str, values: Any) -> np.ndarray:
+  if name in _results.RESERVED:
+    raise ValueError(f"Grid axis name `{name}` is reserved for a result column; rename it.")
+  if isinstance(values, (str, bytes)):
+    raise TypeError(f"Grid axis `{name}` must be a list or 1-D array of numbers, got {values!r}.")
+  if not _checks.is_concrete(values):
+    raise TypeError(f"Grid axis `{name}` must hold concrete numbers, not traced values.")
+  try:
+    array = np.asarray(values)
+  except (TypeError, ValueError) as error:
+    raise ValueError(f"Grid axis `{name}` must be a 1-D list of numbers: {error}") from None
+  if array.ndim != 1:
+    raise ValueError(f"Grid axis `{name}` must be 1-D, got shape {array.shape}.")
+  if array.size == 0:
+    raise ValueError(f"Grid axis `{name}` is empty; give it at least one value.")
+  if np.issubdtype(array.dtype, np.bool_) or not np.issubdtype(array.dtype, np.number):
+    raise TypeError(f"Grid axis `{name}` must hold numbers, got dtype {array.dtype}.")
+  if np.issubdtype(array.dtype, np.complexfloating):
+    raise TypeError(f"Grid axis `{name}` must hold real numbers, got dtype {array.dtype}.")
+  _checks.check_number_tree(name, array, low=-np.inf, allow_callable=False)
+  # float32 input stays float32 so that results print the values the user wrote.
+  return array.astype(np.float32 if array.dtype == np.float32 else np.float64)
+
+
+def grid(**axes: Any) -> Grid:
+  """The cartesian product of named axes; the first axis varies slowest.
+
+  Example: ``grid(l1=[1e-4, 1e-3], lr=[0.1, 0.01, 0.001])`` has 6 points.
+
+  Args:
+    **axes: name -> list or 1-D array of finite numbers.
+
+  Returns:
+    A :class:`Grid` with ``prod(len(axis))`` points.
+  """
+  return _cartesian(axes)
+
+
+def _cartesian(axes: Mapping[str, Any]) -> Grid:
+  if not axes:
+    raise ValueError("`grid` needs at least one axis, e.g. `grid(l1=[1e-4, 1e-3])`.")
+  grids = [Grid({name: values}) for name, values in axes.items()]
+  result = grids[0]
+  for other in grids[1:]:
+    result = result * other
+  return result
+
+
+def zip_grid(**axes: Any) -> Grid:
+  """Points made of zipped equal-length axes: point i takes the i-th value of each.
+
+  Example: ``zip_grid(lr=[0.1, 0.01], steps=[100, 1000])`` has 2 points.
+
+  Args:
+    **axes: name -> list or 1-D array of finite numbers, all of one length.
+
+  Returns:
+    A :class:`Grid` with as many points as each axis has values.
+  """
+  if not axes:
+    raise ValueError("`zip_grid` needs at least one axis, e.g. `zip_grid(lr=[0.1, 0.01])`.")
+  return Grid(axes)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+def _load_tqdm() -> Any:
+  try:
+    from tqdm import tqdm
+  except ImportError:  # tqdm is the optional `progress` extra.
+    return None
+  return tqdm
+
+
+class _PlainBar:
+  """Prints one line per update: the fallback when tqdm is not installed."""
+
+  def __init__(self, total: int, desc: str, unit: str):
+    self.n = 0
+    self._total, self._desc, self._unit = total, desc, unit
+    self._start = time.perf_counter()
+
+  def update(self, n: int = 1) -> None:
+    self.n += n
+    elapsed = time.perf_counter() - self._start
+    eta = elapsed / self.n * (self._total - self.n) if self.n else float("nan")
+    print(
+        f"{self._desc}: {self.n}/{self._total} {self._unit}s, "
+        f"{elapsed:.1f} s elapsed, ETA {eta:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+  def close(self) -> None:
+    pass
+
+
+def _make_bar(total: int, desc: str, unit: str, leave: bool = True) -> Any:
+  tqdm = _load_tqdm()
+  if tqdm is None:
+    return _PlainBar(total, desc, unit)
+  return tqdm(total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr)
+
+
+class _StepReporter:
+  """Host side of `progress_callback`: one bar per run, duplicate reports dropped."""
+
+  def __init__(self, total_steps: int, desc: str):
+    self._total, self._desc = total_steps, desc
+    self._bar: Any = None
+    self._last = -1
+    self._lock = threading.Lock()
+
+  def __call__(self, step: Any) -> None:
+    step = int(step)
+    with self._lock:
+      # The same step arrives once per batch element when `step` is batched.
+      if step == self._last:
+        return
+      if self._bar is None or step < self._last:  # a new run (e.g. the next chunk)
+        if self._bar is not None:
+          self._bar.close()
+        self._bar = _make_bar(self._total, self._desc, unit="step", leave=False)
+      self._bar.update(step + 1 - self._bar.n)
+      self._last = step
+      if step >= self._total - 1:
+        self._bar.close()
+        self._bar = None
+
+
+def progress_callback(
+    step: jax.typing.ArrayLike,
+    total_steps: int,
+    *,
+    every: int | None = None,
+    desc: str = "steps",
+    enabled: bool = True,
+) -> None:
+  """Reports training progress from inside a jitted loop (``lax.scan``/``fori_loop``).
+
+  Call it in the loop body with the loop counter. Every ``every`` steps and at the last
+  step (``step == total_steps - 1``) a ``jax.debug.callback`` advances a tqdm bar (or
+  prints a line when tqdm is absent). The report sits in a ``lax.cond``, so the other
+  steps cost one integer comparison.
+
+  Under ``vmap`` (a sweep), pass the unbatched loop counter (``jnp.arange`` scanned
+  over, the ``fori_loop`` index, or a counter carried alone): the callback then runs once
+  per step for the whole batch, and under a sharded ``jit`` on one device only. If
+  ``step`` is batched anyway, repeated reports of one step are dropped on the host.
+
+  Args:
+    step: the current step, an integer scalar (traced or not).
+    total_steps: the number of steps of the loop, a Python int.
+    every: report every ``every`` steps; default ``max(1, total_steps // 20)``.
+    desc: label of the bar.
+    enabled: ``False`` stages nothing (no cost). ``sweep(..., progress=False)`` also
+      switches it off while it traces ``fn``.
+  """
+  if not isinstance(total_steps, numbers.Integral) or isinstance(total_steps, bool):
+    raise TypeError(f"`total_steps` must be a Python int, got {total_steps!r}.")
+  if total_steps < 1:
+    raise ValueError(f"`total_steps` must be >= 1, got {total_steps}.")
+  if every is None:
+    every = max(1, int(total_steps) // 20)
+  _check_positive_int("every", every)
+  if not enabled or not _STEP_PROGRESS:
+    return
+  reporter = _StepReporter(int(total_steps), desc)
+  step = jnp.asarray(step)
+  due = (step % every == 0) | (step == total_steps - 1)
+  jax.lax.cond(due, lambda: jax.debug.callback(reporter, step), lambda: None)
+
+
+@contextlib.contextmanager
+def _step_progress(enabled: bool) -> Iterator[None]:
+  global _STEP_PROGRESS
+  previous, _STEP_PROGRESS = _STEP_PROGRESS, bool(enabled)
+  try:
+    yield
+  finally:
+    _STEP_PROGRESS = previous
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+  if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+    raise TypeError(f"`{name}` must be a positive int, got {value!r}.")
+  if value < 1:
+    raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+
+
+def _check_seeds(seeds: Any) -> tuple[int, ...]:
+  if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+    seeds = (seeds,)
+  if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)):
+    raise TypeError(f"`seeds` must be an int or a sequence of ints, got {seeds!r}.")
+  seeds = tuple(seeds)
+  if not seeds:
+    raise ValueError("`seeds` is empty; pass at least one seed, e.g. `seeds=(0,)`.")
+  for seed in seeds:
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, (bool, np.bool_)):
+      raise TypeError(f"`seeds` must hold ints, got {seed!r}.")
+    if not 0 <= seed < 2**32:
+      raise ValueError(f"`seeds` must hold ints in [0, 2**32), got {seed}.")
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f"`seeds` must be distinct, got {seeds}.")
+  return tuple(int(s) for s in seeds)
+
+
+def _resolve_mesh(mesh: Mesh | None) -> Mesh:
+  if mesh is None:
+    return Mesh(np.array(jax.local_devices()), ("grid",))
+  if not isinstance(mesh, Mesh):
+    raise TypeError(f"`mesh` must be a jax.sharding.Mesh or None, got {type(mesh).__name__}.")
+  return mesh
+
+
+def _put_on_mesh(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+  """Places a host array, each process filling its own devices (works multi-host)."""
+  return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def _to_host(array: jax.Array) -> np.ndarray:
+  if array.is_fully_addressable:
+    return np.asarray(array)
+  from jax.experimental import multihost_utils
+
+  return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
+def _estimated_bytes(compiled: Any) -> int | None:
+  """XLA's per-device memory estimate for one execution, or None if not reported."""
+  try:
+    stats = compiled.memory_analysis()
+  except Exception:  # noqa: BLE001 - backends differ in what they raise when unsupported.
+    return None
+  if stats is None:
+    return None
+  return int(
+      stats.temp_size_in_bytes
+      + stats.argument_size_in_bytes
+      + stats.output_size_in_bytes
+      - stats.alias_size_in_bytes
+  )
+
+
+def _free_bytes(devices: Sequence[Any]) -> int | None:
+  """The smallest free memory among ``devices``, or None if one does not report it."""
+  free = []
+  for device in devices:
+    try:
+      stats = device.memory_stats()
+    except Exception:  # noqa: BLE001 - e.g. NotImplementedError or a runtime error.
+      return None
+    if not stats or "bytes_limit" not in stats:
+      return None
+    free.append(int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)))
+  return min(free) if free else None
+
+
+def _rows_that_fit(estimate: int, free: int, rows_per_device: int) -> int:
+  """Rows per device per chunk so that a chunk fits ``_MEMORY_HEADROOM * free`` bytes.
+
+  Memory is taken to grow linearly with rows; the rows are then spread evenly over the
+  fewest chunks, so padding stays small.
+  """
+  budget = _MEMORY_HEADROOM * free
+  if estimate <= budget:
+    return rows_per_device
+  fit = max(1, int(budget // (estimate / rows_per_device)))
+  n_chunks = math.ceil(rows_per_device / fit)
+  return math.ceil(rows_per_device / n_chunks)
+
+
+def _check_metrics(out_info: Any, hparam_names: Sequence[str]) -> None:
+  if not isinstance(out_info, Mapping) or not out_info:
+    raise TypeError(
+        "`fn` must return a non-empty dict of scalar metrics, e.g. {'loss': loss}; "
+        f"got {type(out_info).__name__}."
+    )
+  for name, info in out_info.items():
+    if not isinstance(name, str):
+      raise TypeError(f"Metric names must be strings, got {name!r}.")
+    if name in _results.RESERVED or name in hparam_names:
+      raise ValueError(
+          f"Metric `{name}` clashes with a result column "
+          f"({list(_results.RESERVED)} or a grid axis);"
+          " rename it (return `failed_step` to flag a failure)."
+      )
+    if not isinstance(info, jax.ShapeDtypeStruct) or len(info.shape) != 1:
+      shape = getattr(info, "shape", None)
+      shape = shape[1:] if shape else shape
+      raise ValueError(f"Metric `{name}` must be a scalar per run, got shape {shape}.")
+    if not (jnp.issubdtype(info.dtype, jnp.number) or jnp.issubdtype(info.dtype, jnp.bool_)):
+      raise TypeError(f"Metric `{name}` must be numeric, got dtype {info.dtype}.")
+
+
+def sweep(
+    fn: Callable[[dict[str, jax.Array], jax.Array], Mapping[str, jax.Array]],
+    grid: Grid | Mapping[str, Any],
+    *,
+    seeds: int | Sequence[int] = (0,),
+    chunk_size: int | None = None,
+    mesh: Mesh | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+) -> SweepResult:
+  """Runs ``fn`` on every grid point and seed as one vmapped, sharded computation.
+
+  Row ``(point, seed)`` computes ``fn(hparams, jax.random.key(seed))``; see the module
+  docstring for key choice, chunking, padding, sharding and multi-host use.
+
+  A row fails when one of its floating metrics is NaN or ±Inf, or when ``fn`` returns a
+  metric ``failed_step`` (an int, -1 meaning none) that is >= 0; the ``failed`` column
+  says so and other rows are unaffected (rows never interact).
+
+  Args:
+    fn: ``fn(hparams, key) -> {metric: scalar}``; ``hparams`` maps each grid axis to a
+      traced float scalar, ``key`` is a typed PRNG key. It is traced once per chunk
+      shape, so it must be jittable and must not branch in Python on hyperparameters.
+    grid: a :class:`Grid`, or a mapping name -> values taken as ``grid(**mapping)``.
+    seeds: one seed or distinct seeds in ``[0, 2**32)``; rows = points x seeds.
+    chunk_size: rows per compiled call (rounded up to a multiple of the device count);
+      None sizes chunks from the memory estimate (one chunk when it fits or is unknown).
+    mesh: devices to shard the rows over (all its axes together); None uses a 1-D mesh
+      ``"grid"`` over ``jax.local_devices()``.
+    progress: show a bar over chunks with ETA (tqdm if installed, else printed lines),
+      and enable :func:`progress_callback` reports inside ``fn``.
+    desc: label of the progress bar.
+
+  Returns:
+    A :class:`SweepResult`: one row per point and seed, with the axes, ``seed``, every
+    metric and ``failed``.
+  """
+  start = time.perf_counter()
+  if not callable(fn):
+    raise TypeError(f"`fn` must be callable, got {type(fn).__name__}.")
+  if isinstance(grid, Mapping):
+    grid = _cartesian(grid)
+  if not isinstance(grid, Grid):
+    raise TypeError(f"`grid` must be a Grid or a mapping of axes, got {type(grid).__name__}.")
+  seeds = _check_seeds(seeds)
+  if chunk_size is not None:
+    _check_positive_int("chunk_size", chunk_size)
+  mesh = _resolve_mesh(mesh)
+  sharding = NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
+  n_shards = mesh.devices.size
+
+  hparams, seed_column = flat_rows(grid, seeds)
+  n_rows = len(seed_column)
+  float_dtype = jnp.result_type(float)
+  metric_order: list[str] = []
+
+  def run(row_hparams: dict[str, jax.Array], seed: jax.Array) -> Any:
+    metrics = fn(row_hparams, jax.random.key(seed))
+    if isinstance(metrics, Mapping):
+      metric_order[:] = list(metrics)  # pytrees sort dict keys; keep the user's order
+    return metrics
+
+  batched = jax.jit(jax.vmap(run), in_shardings=sharding, out_shardings=sharding)
+
+  def compile_rows(rows: int) -> Any:
+    args = (
+        {name: jax.ShapeDtypeStruct((rows,), float_dtype, sharding=sharding) for name in hparams},
+        jax.ShapeDtypeStruct((rows,), jnp.uint32, sharding=sharding),
+    )
+    with _step_progress(progress):
+      lowered = batched.lower(*args)
+    _check_metrics(lowered.out_info, grid.names)
+    return lowered.compile()
+
+  if chunk_size is None:
+    rows_per_device = math.ceil(n_rows / n_shards)
+    compiled = compile_rows(rows_per_device * n_shards)
+    estimate = _estimated_bytes(compiled)
+    local = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+    free = _free_bytes(local)
+    if estimate is not None and free is not None:
+      fit = _rows_that_fit(estimate, free, rows_per_device)
+      if fit < rows_per_device:
+        rows_per_device = fit
+        compiled = compile_rows(rows_per_device * n_shards)
+  else:
+    rows_per_device = math.ceil(min(chunk_size, n_rows) / n_shards)
+    compiled = compile_rows(rows_per_device * n_shards)
+  chunk = rows_per_device * n_shards
+  n_chunks = math.ceil(n_rows / chunk)
+  # Padding repeats the last row: real hyperparameters, so no spurious failures.
+  index = np.minimum(np.arange(n_chunks * chunk), n_rows - 1)
+
+  bar = _make_bar(n_chunks, desc or "sweep", unit="chunk") if progress else None
+  pieces: list[dict[str, np.ndarray]] = []
+  try:
+    for i in range(n_chunks):
+      rows = index[i * chunk : (i + 1) * chunk]
+      chunk_hparams = {
+          name: _put_on_mesh(values[rows].astype(float_dtype), sharding)
+          for name, values in hparams.items()
+      }
+      chunk_seeds = _put_on_mesh(seed_column[rows].astype(np.uint32), sharding)
+      out = compiled(chunk_hparams, chunk_seeds)
+      pieces.append({name: _to_host(values) for name, values in out.items()})
+      if bar is not None:
+        bar.update(1)
+  finally:
+    if bar is not None:
+      bar.close()
+  if progress:
+    jax.effects_barrier()  # flush `progress_callback` reports before returning
+
+  names = metric_order or sorted(pieces[0])
+  metrics = {name: np.concatenate([p[name] for p in pieces])[:n_rows] for name in names}
+  return build_result(grid, hparams, seed_column, metrics, time.perf_counter() - start, chunk)
+
+
+def flat_rows(grid: Grid, seeds: tuple[int, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """The flattened rows ``(point, seed)``, point-major: hparam columns and seed column."""
+  hparams = {name: np.repeat(v, len(seeds)) for name, v in grid.points.items()}
+  return hparams, np.tile(np.asarray(seeds, dtype=np.int64), len(grid))
+
+
+def build_result(
+    grid: Grid,
+    hparams: Mapping[str, np.ndarray],
+    seed_column: np.ndarray,
+    metrics: Mapping[str, np.ndarray],
+    wall_time: float,
+    chunk: int | None,
+) -> SweepResult:
+  """A :class:`SweepResult` with ``failed`` marking non-finite metrics or a ``failed_step``."""
+  failed = np.zeros(len(seed_column), dtype=bool)
+  for values in metrics.values():
+    if np.issubdtype(values.dtype, np.inexact):
+      failed |= ~np.isfinite(values)
+  if "failed_step" in metrics:
+    failed |= metrics["failed_step"] >= 0
+  columns = {**hparams, "seed": seed_column, **metrics, "failed": failed}
+  return SweepResult(
+      columns, hparams=grid.names, metrics=list(metrics), wall_time=wall_time, chunk_size=chunk)
+
+
