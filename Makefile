@@ -15,7 +15,7 @@ demo: $(STAMP)
 	$(BIN)/regjax sweep
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist load
 
 lint: $(STAMP)
 	$(BIN)/ruff check regjax tests benchmarks

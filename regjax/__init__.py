@@ -5,7 +5,7 @@ transformations built on them (:mod:`regjax.transforms`, :mod:`regjax.optimizers
 :func:`regjax.sweep`, which trains a whole grid of strengths as one vmapped computation.
 """
 
-from regjax import data, masks, metrics, models, penalties, prox, transforms
+from regjax import checkpoint, data, masks, metrics, models, nnx, penalties, pruning, prox, transforms
 from regjax._results import SweepResult
 from regjax._results import concat as concat_results
 from regjax._sweep import Grid, grid, progress_callback, sweep, zip_grid
@@ -28,6 +28,7 @@ __all__ = [
     "add_penalty_gradient",
     "adamw",
     "by_path",
+    "checkpoint",
     "concat_results",
     "data",
     "decoupled_weight_decay",
@@ -35,6 +36,7 @@ __all__ = [
     "masks",
     "metrics",
     "models",
+    "nnx",
     "orthogonality",
     "penalties",
     "per_layer",
@@ -42,6 +44,7 @@ __all__ = [
     "progress_callback",
     "project",
     "prox",
+    "pruning",
     "prox_adam",
     "prox_sgd",
     "proximal",

@@ -37,8 +37,7 @@ def test_table_csv_and_png(tiny_run):
     assert 0.0 <= float(row[2]) <= 1.0 and 0.0 <= float(row[4]) <= 100.0
 
 
-def test_resume_from_a_checkpoint_is_bit_identical(tiny_run, tmp_path):
-  out, _ = tiny_run
+def test_resume_from_a_checkpoint_is_bit_identical(tmp_path):
   args = cli.build_parser().parse_args(
       [*TINY, "--methods", "prox_l1", "--out", str(tmp_path)])
   whole = cli.run_sweep(args)
