@@ -5,7 +5,18 @@ transformations built on them (:mod:`regjax.transforms`, :mod:`regjax.optimizers
 :func:`regjax.sweep`, which trains a whole grid of strengths as one vmapped computation.
 """
 
-from regjax import checkpoint, data, masks, metrics, models, nnx, penalties, pruning, prox, transforms
+from regjax import (
+    checkpoint,
+    data,
+    masks,
+    metrics,
+    models,
+    nnx,
+    penalties,
+    prox,
+    pruning,
+    transforms,
+)
 from regjax._results import SweepResult
 from regjax._results import concat as concat_results
 from regjax._sweep import Grid, grid, progress_callback, sweep, zip_grid
