@@ -8,6 +8,7 @@ transformations built on them (:mod:`regjax.transforms`, :mod:`regjax.optimizers
 from regjax import (
     checkpoint,
     data,
+    gates,
     masks,
     metrics,
     models,
@@ -15,6 +16,7 @@ from regjax import (
     penalties,
     prox,
     pruning,
+    stochastic,
     transforms,
 )
 from regjax._results import SweepResult
@@ -43,6 +45,7 @@ __all__ = [
     "concat_results",
     "data",
     "decoupled_weight_decay",
+    "gates",
     "grid",
     "masks",
     "metrics",
@@ -59,6 +62,7 @@ __all__ = [
     "prox_adam",
     "prox_sgd",
     "proximal",
+    "stochastic",
     "sweep",
     "transforms",
     "zip_grid",

@@ -120,3 +120,22 @@ def has_schedule(value: Any) -> bool:
 
 
 Schedule = Callable[[jax.Array], jax.Array]
+
+
+def check_finite(name: str, tree: Any) -> None:
+  """Raise ``FloatingPointError`` if a concrete leaf of ``tree`` holds NaN or ±Inf.
+
+  Traced leaves (inside ``jit``/``vmap``) are skipped; there a sweep marks the grid point
+  failed instead (see :func:`regjax.sweep`).
+  """
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    if not is_concrete(leaf) or not hasattr(leaf, "dtype"):
+      continue
+    # NumPy, not jnp: under a trace jnp would stage the check even for a constant.
+    if jnp.issubdtype(leaf.dtype, jnp.inexact) and not np.all(
+        np.isfinite(np.asarray(leaf, np.float64))):
+      where = jax.tree_util.keystr(path) or "the array"
+      raise FloatingPointError(
+          f"`{name}` holds NaN or Inf at {where}; check the loss, the learning rate and the "
+          "strengths (a diverging run), or clip the gradients."
+      )

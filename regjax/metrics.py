@@ -81,7 +81,7 @@ def orthogonality_error(x: ArrayLike, mode: str = "auto") -> jax.Array:
   matrix with orthonormal columns (``mode="columns"``).
   """
   soft = penalties.soft_orthogonality(x, mode)
-  size = penalties.gram(jnp.zeros(jnp.shape(x), jnp.float32), mode).shape[0]
+  size = jax.eval_shape(lambda m: penalties.gram(m, mode), jnp.asarray(x)).shape[0]
   return jnp.sqrt(soft / size)
 
 

@@ -125,6 +125,7 @@ def proximal(
 
   def update_fn(updates, state, params=None):
     _need_params(params)
+    _checks.check_finite("updates", updates)
     rate = _checks.resolve_schedule(learning_rate, state.count)
     strengths = _trees.broadcast_strength(
         _checks.resolve_schedule(strength, state.count), updates
@@ -198,6 +199,7 @@ def preconditioned_proximal(
 
   def update_fn(updates, state, params=None):
     _need_params(params)
+    _checks.check_finite("updates", updates)
     directions, adam_state = adam.update(updates, state.adam, params)
     nu_hat = optax.tree.bias_correction(adam_state.nu, b2, adam_state.count)
     rate = _checks.resolve_schedule(learning_rate, state.count)
@@ -269,6 +271,7 @@ def decoupled_weight_decay(
 
   def update_fn(updates, state, params=None):
     _need_params(params)
+    _checks.check_finite("updates", updates)
     scale = 1.0 if learning_rate is None else _checks.resolve_schedule(
         learning_rate, state.count
     )
@@ -319,6 +322,7 @@ def add_penalty_gradient(
 
   def update_fn(updates, state, params=None):
     _need_params(params)
+    _checks.check_finite("updates", updates)
     strengths = _trees.broadcast_strength(
         _checks.resolve_schedule(strength, state.count), updates
     )
@@ -392,8 +396,9 @@ def orthogonality(
   spectral = kind == "spectral"
 
   def start_vector(p):
-    size = penalties.gram(jnp.zeros(jnp.shape(p), jnp.float32), mode).shape[0]
-    return jax.random.normal(jax.random.key(0), (size,), jnp.float32)
+    # The vector lives in the Gram's dtype: float32, or float64 for float64 params.
+    shape = jax.eval_shape(functools.partial(penalties.gram, mode=mode), p)
+    return jax.random.normal(jax.random.key(0), shape.shape[:1], shape.dtype)
 
   def init_fn(params):
     _checks.check_float_params("params", params)
@@ -404,6 +409,7 @@ def orthogonality(
 
   def update_fn(updates, state, params=None):
     _need_params(params)
+    _checks.check_finite("updates", updates)
     strengths = _trees.broadcast_strength(
         _checks.resolve_schedule(strength, state.count), updates
     )
@@ -461,6 +467,7 @@ def project(
 
   def update_fn(updates, state, params=None):
     _need_params(params)
+    _checks.check_finite("updates", updates)
     new = _leafwise(lambda u, p: (projection(p + u) - p).astype(u.dtype), updates, params)
     return new, state
 

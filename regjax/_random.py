@@ -1,0 +1,105 @@
+"""Argument checks and NNX random-stream helpers shared by the stochastic modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from regjax import _checks
+
+# ---------------------------------------------------------------------------------------
+# Argument checks.
+
+
+def _check_scalar(name: str, value: Any) -> None:
+  if jnp.ndim(value) != 0:
+    raise ValueError(f"`{name}` must be a scalar, got an array of shape {jnp.shape(value)}.")
+
+
+def _check_rate(name: str, value: Any, *, low_inclusive: bool, high: float | None,
+                high_inclusive: bool) -> None:
+  """Range check with a choice of open or closed lower bound at 0."""
+  _checks.check_number_tree(name, value, low=0.0, high=high, high_inclusive=high_inclusive,
+                            allow_callable=False)
+  _check_scalar(name, value)
+  if not low_inclusive and _checks.is_concrete(value) and np.asarray(value) <= 0:
+    raise ValueError(f"`{name}` must be > 0, got {np.asarray(value).item()!r}.")
+
+
+def _check_int(name: str, value: Any, *, low: int) -> None:
+  """Accept a Python/NumPy int or an integer scalar array (traced ones unchecked)."""
+  if isinstance(value, (bool, np.bool_)):
+    raise TypeError(f"`{name}` must be an integer, got the bool {value!r}.")
+  dtype = getattr(value, "dtype", None)
+  if dtype is None and not isinstance(value, (int, np.integer)):
+    raise TypeError(f"`{name}` must be an integer, got {value!r}.")
+  if dtype is not None and not jnp.issubdtype(dtype, jnp.integer):
+    raise TypeError(f"`{name}` must be an integer, got dtype {dtype}.")
+  _check_scalar(name, value)
+  if _checks.is_concrete(value) and int(value) < low:
+    raise ValueError(f"`{name}` must be >= {low}, got {int(value)!r}.")
+
+
+def _check_floating(name: str, array: jax.Array) -> None:
+  if not jnp.issubdtype(array.dtype, jnp.floating):
+    raise TypeError(f"`{name}` must be a floating-point array, got dtype {array.dtype}.")
+
+
+def _check_images(images: jax.Array) -> None:
+  if images.ndim != 4:
+    raise ValueError(
+        f"`images` must be a 4-D NHWC batch (batch, height, width, channels), "
+        f"got shape {images.shape}.")
+
+
+def _default_float(dtype: Any) -> Any:
+  """Float type for sampling: at least float32, float64 when the data is (x64 on)."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# NNX plumbing shared by the modules here and in ``regjax.gates``: the same conventions
+# as ``nnx.Dropout`` (a forked ``RngStream``, a ``deterministic`` attribute that
+# ``model.train()``/``model.eval()``/``nnx.view`` set, call-time overrides).
+
+
+def _fork_rng_stream(rngs: Any, collection: str) -> Any:
+  if isinstance(rngs, nnx.Rngs):
+    return rngs[collection].fork()
+  if isinstance(rngs, nnx.RngStream):
+    return rngs.fork()
+  if rngs is None:
+    return nnx.data(None)
+  raise TypeError(f"`rngs` must be an nnx.Rngs, nnx.RngStream or None, got {type(rngs)}.")
+
+
+def _resolve_deterministic(call_value: bool | None, stored: bool | None, owner: str) -> bool:
+  if call_value is not None:
+    return call_value
+  if stored is not None:
+    return stored
+  raise ValueError(
+      f"{owner} needs `deterministic`: pass it to the constructor or the call, or use "
+      "model.train() / model.eval().")
+
+
+def _draw_key(call_rngs: Any, stored: Any, collection: str, owner: str) -> jax.Array:
+  rngs = call_rngs if call_rngs is not None else stored
+  if rngs is None:
+    raise ValueError(
+        f"{owner} is in training mode but has no `rngs`: pass `rngs` to the constructor "
+        "or the call.")
+  if isinstance(rngs, nnx.Rngs):
+    return rngs[collection]()
+  if isinstance(rngs, nnx.RngStream):
+    return rngs()
+  if isinstance(rngs, jax.Array):
+    return rngs
+  raise TypeError(
+      f"`rngs` must be an nnx.Rngs, nnx.RngStream or a PRNG key, got {type(rngs)}.")
+
+
