@@ -71,6 +71,27 @@ def _need_params(params: Any) -> None:
     )
 
 
+def _schedule_init(strength: Any, name: str = "strength") -> Callable[[Any], ScheduleState]:
+  """``init`` of a transform whose only state is the step counter for its schedules."""
+
+  def init_fn(params):
+    _checks.check_float_params("params", params)
+    _trees.broadcast_strength(strength, params, name)
+    return ScheduleState(count=_zero_count())
+
+  return init_fn
+
+
+def _check_update(updates: Any, params: Any) -> None:
+  _need_params(params)
+  _checks.check_finite("updates", updates)
+
+
+def _strengths_at(strength: Any, count: jax.Array, tree: Any, name: str = "strength") -> Any:
+  """The strength (schedules evaluated at ``count``) as one value per leaf of ``tree``."""
+  return _trees.broadcast_strength(_checks.resolve_schedule(strength, count), tree, name)
+
+
 def _maybe_masked(
     transform: optax.GradientTransformation, mask: Any
 ) -> optax.GradientTransformation:
@@ -118,18 +139,12 @@ def proximal(
   _check_rate("strength", strength)
   _check_rate("learning_rate", learning_rate)
 
-  def init_fn(params):
-    _checks.check_float_params("params", params)
-    _trees.broadcast_strength(strength, params)
-    return ScheduleState(count=_zero_count())
+  init_fn = _schedule_init(strength)
 
   def update_fn(updates, state, params=None):
-    _need_params(params)
-    _checks.check_finite("updates", updates)
+    _check_update(updates, params)
     rate = _checks.resolve_schedule(learning_rate, state.count)
-    strengths = _trees.broadcast_strength(
-        _checks.resolve_schedule(strength, state.count), updates
-    )
+    strengths = _strengths_at(strength, state.count, updates)
 
     def leaf(u, p, lam):
       if lam is None:
@@ -198,14 +213,11 @@ def preconditioned_proximal(
     return PreconditionedProximalState(count=_zero_count(), adam=adam.init(params))
 
   def update_fn(updates, state, params=None):
-    _need_params(params)
-    _checks.check_finite("updates", updates)
+    _check_update(updates, params)
     directions, adam_state = adam.update(updates, state.adam, params)
     nu_hat = optax.tree.bias_correction(adam_state.nu, b2, adam_state.count)
     rate = _checks.resolve_schedule(learning_rate, state.count)
-    strengths = _trees.broadcast_strength(
-        _checks.resolve_schedule(strength, state.count), params
-    )
+    strengths = _strengths_at(strength, state.count, params)
     selected = _trees.resolve_mask(mask, params)
 
     def leaf(d, p, v, lam, keep):
@@ -270,12 +282,11 @@ def decoupled_weight_decay(
     return ScheduleState(count=_zero_count())
 
   def update_fn(updates, state, params=None):
-    _need_params(params)
-    _checks.check_finite("updates", updates)
+    _check_update(updates, params)
     scale = 1.0 if learning_rate is None else _checks.resolve_schedule(
         learning_rate, state.count
     )
-    rates = _trees.broadcast_strength(_checks.resolve_schedule(rate, state.count), updates)
+    rates = _strengths_at(rate, state.count, updates, "rate")
     anchors = jax.tree.map(lambda _: None, updates, is_leaf=_trees.is_leaf) if (
         target is None) else target
 
@@ -315,17 +326,11 @@ def add_penalty_gradient(
   _check_rate("strength", strength)
   gradient = jax.grad(penalty)
 
-  def init_fn(params):
-    _checks.check_float_params("params", params)
-    _trees.broadcast_strength(strength, params)
-    return ScheduleState(count=_zero_count())
+  init_fn = _schedule_init(strength)
 
   def update_fn(updates, state, params=None):
-    _need_params(params)
-    _checks.check_finite("updates", updates)
-    strengths = _trees.broadcast_strength(
-        _checks.resolve_schedule(strength, state.count), updates
-    )
+    _check_update(updates, params)
+    strengths = _strengths_at(strength, state.count, updates)
 
     def leaf(g, p, lam):
       if lam is None:
@@ -408,11 +413,8 @@ def orthogonality(
     return OrthogonalityState(count=_zero_count(), vectors=vectors)
 
   def update_fn(updates, state, params=None):
-    _need_params(params)
-    _checks.check_finite("updates", updates)
-    strengths = _trees.broadcast_strength(
-        _checks.resolve_schedule(strength, state.count), updates
-    )
+    _check_update(updates, params)
+    strengths = _strengths_at(strength, state.count, updates)
     if not spectral:
       new = _leafwise(
           lambda g, p, lam: (g + lam * jax.grad(penalty)(p)).astype(g.dtype),
@@ -466,8 +468,7 @@ def project(
     return optax.EmptyState()
 
   def update_fn(updates, state, params=None):
-    _need_params(params)
-    _checks.check_finite("updates", updates)
+    _check_update(updates, params)
     new = _leafwise(lambda u, p: (projection(p + u) - p).astype(u.dtype), updates, params)
     return new, state
 
