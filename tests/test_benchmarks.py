@@ -1,0 +1,87 @@
+"""Smoke test of the benchmark scripts: each runs with --quick and prints its figures.
+
+The figures of a quick run mean nothing about speed; what is checked is that every
+script still runs end to end, prints its ratio and target lines with finite values, and
+that the correctness checks built into the scripts hold (the Lasso objectives agree, the
+matvec spectral reference gives regjax's update).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RATIO = re.compile(r"^ratio (?P<what>.+): (?P<value>\S+)x  \[min (?P<lo>\S+), max (?P<hi>\S+), "
+                   r"n=(?P<n>\d+)\]$", re.MULTILINE)
+TARGET = re.compile(r"^target (?P<what>.+): (?P<verdict>MET|MISSED) \(", re.MULTILINE)
+
+
+def run_quick(name: str) -> str:
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  done = subprocess.run(
+      [sys.executable, "-m", f"benchmarks.{name}", "--quick"], cwd=ROOT, env=env,
+      capture_output=True, text=True, timeout=300, check=False)
+  assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
+  assert "machine:" in done.stdout and "cpu:" in done.stdout
+  return done.stdout
+
+
+def ratios(output: str) -> dict[str, float]:
+  found = {}
+  for match in RATIO.finditer(output):
+    value, lo, hi = (float(match[key]) for key in ("value", "lo", "hi"))
+    assert 0 < lo <= value <= hi < float("inf"), match[0]
+    found[match["what"]] = value
+  return found
+
+
+def targets(output: str) -> dict[str, str]:
+  return {match["what"]: match["verdict"] for match in TARGET.finditer(output)}
+
+
+@pytest.mark.slow
+def test_sweep_throughput_prints_its_ratios():
+  output = run_quick("sweep_throughput")
+  found = ratios(output)
+  for what in ("a/b throughput K=2", "a/c throughput K=2", "sweep FLOP/s over matmul FLOP/s K=2"):
+    assert any(key.startswith(what) for key in found), (what, output)
+  assert list(targets(output)) == [">= 60% of matmul FLOP/s at K=2"]
+
+
+@pytest.mark.slow
+def test_regularizer_overhead_prints_its_ratios():
+  output = run_quick("regularizer_overhead")
+  found = ratios(output)
+  for mode in ("full step", "update only"):
+    for pair in ("prox_adam/adam", "regjax_adamw/optax_adamw", "orth_soft/adam",
+                 "orth_spectral/adam"):
+      assert f"wide MLP 32 {mode} {pair}" in found, (mode, pair, output)
+  assert "auto-mode saving 256x16 rows/auto" in found
+  assert len(targets(output)) == 4
+  diff = float(re.search(r"spectral update: max \|diff\| = (\S+)", output)[1])
+  assert diff < 1e-6
+
+
+@pytest.mark.slow
+def test_lasso_path_matches_sklearn_objective():
+  output = run_quick("lasso_path")
+  found = ratios(output)
+  assert {"time regjax/sklearn synthetic 200x50", "time regjax/sklearn diabetes 442x10"} <= set(
+      found)
+  verdicts = targets(output)
+  assert verdicts["objective within 1e-6 relative, synthetic 200x50"] == "MET"
+  assert verdicts["objective within 1e-6 relative, diabetes 442x10"] == "MET"
+
+
+@pytest.mark.slow
+def test_sharded_scaling_prints_its_ratios():
+  output = run_quick("sharded_scaling")
+  found = ratios(output)
+  assert {"speedup sweep call 2 vs 1 device(s)", "speedup program 2 vs 1 device(s)"} <= set(found)
