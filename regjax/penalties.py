@@ -9,13 +9,16 @@ The orthogonality family works on a matrix or a conv kernel, viewed as
 ``m = fan_out``. ``mode="columns"`` compares the ``m`` output units (Gram
 :math:`W^\top W`, ``m × m``), ``mode="rows"`` the ``n`` input rows (Gram :math:`W W^\top`),
 and ``mode="auto"`` builds whichever Gram is smaller. For the soft and spectral kinds the
-two sides differ only by a constant (the ``|n − m|`` zero eigenvalues), so ``auto`` gives
-the same gradient at a fraction of the cost. Grams are accumulated in at least float32.
-These functions apply to activations as well as weights (embedding regularization).
+two sides share their nonzero eigenvalues: the larger Gram minus ``I`` has ``|n − m|``
+extra eigenvalues ``−1``. So ``soft`` differs by the constant ``|n − m|`` and has the same
+gradient, and ``spectral`` agrees whenever :math:`\sigma_{\max} \ge 1`. ``auto``
+therefore gives the same gradient at a fraction of the cost. Grams are accumulated in at
+least float32. These functions apply to activations as well as weights (embedding regularization).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +32,25 @@ from regjax.prox import Axis, _group_axes, _group_norm, as_matrix
 MODES = ("auto", "rows", "columns")
 
 
+@jax.custom_jvp
+def _abs(x: jax.Array) -> jax.Array:
+  return jnp.abs(x)
+
+
+@_abs.defjvp
+def _abs_jvp(primals, tangents):
+  # jax.grad(jnp.abs)(0.0) is 1; the subgradient convention of the L1 literature is 0.
+  (x,), (dx,) = primals, tangents
+  return jnp.abs(x), jnp.sign(x) * dx
+
+
 def l1(x: ArrayLike) -> jax.Array:
-  r"""L1 norm :math:`\|x\|_1 = \sum_i |x_i|`."""
-  return jnp.sum(jnp.abs(jnp.asarray(x)))
+  r"""L1 norm :math:`\|x\|_1 = \sum_i |x_i|`.
+
+  Its gradient is :math:`\operatorname{sign}(x)`, **0 at 0** (the minimum-norm
+  subgradient), so a weight that is exactly zero stays there under a pure penalty step.
+  """
+  return jnp.sum(_abs(jnp.asarray(x)))
 
 
 def l2_squared(x: ArrayLike) -> jax.Array:
@@ -103,8 +122,31 @@ def _gram_minus_identity(x: ArrayLike, mode: str) -> jax.Array:
   return g - jnp.eye(g.shape[0], dtype=g.dtype)
 
 
+def _working_matrix(x: ArrayLike, mode: str) -> tuple[jax.Array, str]:
+  matrix = as_matrix(jnp.asarray(x))
+  return matrix.astype(jnp.promote_types(matrix.dtype, jnp.float32)), _side(matrix, mode)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _soft_orthogonality(matrix: jax.Array, side: str) -> jax.Array:
+  return jnp.sum(jnp.square(_gram_minus_identity(matrix, side)))
+
+
+@_soft_orthogonality.defjvp
+def _soft_orthogonality_jvp(side, primals, tangents):
+  # The closed form 4 W (WᵀW − I) takes two matrix products; autodiff of the sum of
+  # squares takes three.
+  (matrix,), (tangent,) = primals, tangents
+  residual = _gram_minus_identity(matrix, side)
+  gradient = 4 * (matrix @ residual if side == "columns" else residual @ matrix)
+  return jnp.sum(jnp.square(residual)), jnp.sum(gradient * tangent)
+
+
 def soft_orthogonality(x: ArrayLike, mode: str = "auto") -> jax.Array:
   r"""Soft orthogonality :math:`\|W^\top W - I\|_F^2` (or :math:`\|W W^\top - I\|_F^2`).
+
+  Its gradient is the closed form :math:`4 W (W^\top W - I)` (or
+  :math:`4 (W W^\top - I) W`), two matrix products.
 
   Args:
     x: a matrix or a conv kernel ``(..., fan_in, fan_out)``.
@@ -118,7 +160,7 @@ def soft_orthogonality(x: ArrayLike, mode: str = "auto") -> jax.Array:
     Bansal, Chen & Wang, "Can we gain more from orthogonality regularizations in training
     deep CNNs?", NeurIPS 2018.
   """
-  return jnp.sum(jnp.square(_gram_minus_identity(x, mode)))
+  return _soft_orthogonality(*_working_matrix(x, mode))
 
 
 def double_soft_orthogonality(x: ArrayLike) -> jax.Array:
@@ -169,6 +211,17 @@ def mutual_coherence(x: ArrayLike, mode: str = "auto") -> jax.Array:
   return jnp.max(jnp.abs(_gram_minus_identity(x, mode)))
 
 
+def _power_iterate(
+    matvec: Callable[[jax.Array], jax.Array], vector: jax.Array, num_iterations: int
+) -> jax.Array:
+  def step(v, _):
+    w = matvec(v)
+    return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(w.dtype).tiny), None
+
+  v = vector / jnp.maximum(jnp.linalg.norm(vector), jnp.finfo(vector.dtype).tiny)
+  return jax.lax.scan(step, v, None, length=num_iterations)[0]
+
+
 def power_iteration(
     matrix: jax.Array, vector: jax.Array, num_iterations: int = 1
 ) -> tuple[jax.Array, jax.Array]:
@@ -184,14 +237,37 @@ def power_iteration(
     ``(sigma, v)``: the estimate :math:`|v^\top A v|` of :math:`\sigma_{\max}(A)` and the
     unit vector after the iterations.
   """
-
-  def step(v, _):
-    w = matrix @ v
-    return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(w.dtype).tiny), None
-
-  v = vector / jnp.maximum(jnp.linalg.norm(vector), jnp.finfo(vector.dtype).tiny)
-  v, _ = jax.lax.scan(step, v, None, length=num_iterations)
+  v = _power_iterate(lambda u: matrix @ u, vector, num_iterations)
   return jnp.abs(v @ matrix @ v), v
+
+
+def _gram_side_matvec(matrix: jax.Array, side: str) -> Callable[[jax.Array], jax.Array]:
+  # (WᵀW − I) v as two matrix-vector products: the Gram is never formed.
+  if side == "columns":
+    return lambda v: matrix.T @ (matrix @ v) - v
+  return lambda v: matrix @ (matrix.T @ v) - v
+
+
+def spectral_vector(
+    x: ArrayLike, vector: ArrayLike, mode: str = "auto", num_iterations: int = 1
+) -> jax.Array:
+  r"""Advances a power-iteration vector for :math:`W^\top W - I` without forming the Gram.
+
+  Each iteration is :math:`v \leftarrow (W^\top (W v) - v) / \|\cdot\|`: two
+  matrix-vector products, :math:`O(nm)` instead of the Gram's :math:`O(nm^2)`.
+
+  Args:
+    x: a matrix or a conv kernel.
+    vector: the current vector, of the Gram's size (``fan_out`` for ``"columns"``).
+    mode: ``"columns"``, ``"rows"`` or ``"auto"``.
+    num_iterations: power-iteration steps.
+
+  Returns:
+    The unit vector after the iterations, in the Gram's dtype (float32 or wider).
+  """
+  matrix, side = _working_matrix(jax.lax.stop_gradient(x), mode)
+  start = jnp.asarray(vector, matrix.dtype)
+  return _power_iterate(_gram_side_matvec(matrix, side), start, num_iterations)
 
 
 def spectral_orthogonality(
@@ -203,10 +279,11 @@ def spectral_orthogonality(
   r"""Spectral restricted isometry (SRIP) :math:`\sigma_{\max}(W^\top W - I)`.
 
   Estimated by ``num_iterations`` steps of power iteration on the symmetric matrix
-  :math:`A = W^\top W - I` (no SVD), as :math:`|v^\top A v|`. The gradient treats the
-  iterate :math:`v` as fixed, which is the exact gradient once :math:`v` has converged.
-  :class:`regjax.transforms.orthogonality` keeps ``v`` in its state and runs one
-  iteration per step.
+  :math:`A = W^\top W - I` (matrix-vector products only, no Gram and no SVD), as
+  :math:`|v^\top A v| = |\|W v\|^2 - \|v\|^2|`. The gradient treats the iterate
+  :math:`v` as fixed, which is the exact gradient once :math:`v` has converged:
+  :math:`\pm 2 (W v) v^\top`, an outer product. :func:`regjax.transforms.orthogonality`
+  keeps ``v`` in its state and advances it with :func:`spectral_vector` each step.
 
   Args:
     x: a matrix or a conv kernel.
@@ -220,11 +297,13 @@ def spectral_orthogonality(
   References:
     Bansal, Chen & Wang, NeurIPS 2018 (SRIP).
   """
-  a = _gram_minus_identity(x, mode)
-  start = jnp.ones(a.shape[0], a.dtype) if vector is None else jnp.asarray(vector, a.dtype)
-  _, v = power_iteration(jax.lax.stop_gradient(a), start, num_iterations)
-  v = jax.lax.stop_gradient(v)
-  return jnp.abs(v @ a @ v)
+  matrix, side = _working_matrix(x, mode)
+  size = matrix.shape[1] if side == "columns" else matrix.shape[0]
+  start = jnp.ones(size, matrix.dtype) if vector is None else vector
+  v = spectral_vector(matrix, start, "columns" if side == "columns" else "rows",
+                      num_iterations)
+  image = matrix @ v if side == "columns" else matrix.T @ v
+  return jnp.abs(jnp.sum(jnp.square(image)) - jnp.sum(jnp.square(v)))
 
 
 ORTHOGONALITY: dict[str, Callable[..., jax.Array]] = {

@@ -104,11 +104,17 @@ def _group_norm(x: jax.Array, axis: Axis) -> tuple[jax.Array, jax.Array]:
   """Group L2 norms (keepdims) and a copy that is 1 where the norm is 0.
 
   The second value keeps ``1/norm`` and ``sqrt`` away from zero so that gradients stay
-  finite at ``x = 0`` (the double-``where`` pattern).
+  finite at ``x = 0`` (the double-``where`` pattern). The sum of squares is taken after
+  dividing by the group's largest magnitude, so that tiny groups do not underflow to a
+  zero norm and large ones do not overflow to infinity.
   """
-  squared = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
-  positive = squared > 0
-  safe_norm = jnp.sqrt(jnp.where(positive, squared, 1))
+  # The norm is 1-homogeneous, so its derivative along the scale is zero: stopping the
+  # gradient there is exact and keeps 1/scale² out of the backward pass.
+  scale = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axis, keepdims=True))
+  positive = scale > 0
+  safe_scale = jnp.where(positive, scale, 1)
+  squared = jnp.sum(jnp.square(x / safe_scale), axis=axis, keepdims=True)
+  safe_norm = safe_scale * jnp.sqrt(jnp.where(positive, squared, 1))
   return jnp.where(positive, safe_norm, 0), safe_norm
 
 
@@ -298,7 +304,11 @@ def orthonormal(x: ArrayLike, method: str = "polar") -> jax.Array:
   if not tall:
     work = work.T
   if method == "polar":
-    u, _, vt = jnp.linalg.svd(work, full_matrices=False)
+    # QR-iteration SVD: LAPACK's divide-and-conquer routine (jnp.linalg.svd's default on
+    # CPU) can fail to converge in float32 on nearly orthogonal matrices, the very input
+    # a retraction sees every step, and then returns NaN.
+    u, _, vt = jax.lax.linalg.svd(
+        work, full_matrices=False, algorithm=jax.lax.linalg.SvdAlgorithm.QR)
     z = u @ vt
   else:
     q, r = jnp.linalg.qr(work)

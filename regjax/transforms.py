@@ -369,7 +369,8 @@ def orthogonality(
   :math:`\sigma_{\max}(W^\top W - I)`); see :mod:`regjax.penalties`. Goes **first**,
   before the optimizer's scaling, like a loss term. The spectral kind keeps one
   power-iteration vector per leaf in its state and advances it ``num_iterations`` times
-  per step (no SVD).
+  per step with matrix-vector products only (no Gram, no SVD), so its cost is
+  :math:`O(nm)` per kernel; the other kinds form a Gram, :math:`O(nm\min(n, m))`.
 
   Args:
     strength: :math:`\lambda`; float, JAX scalar, schedule, or a per-leaf tree.
@@ -422,11 +423,10 @@ def orthogonality(
       )
       return new, OrthogonalityState(count=optax.safe_increment(state.count), vectors=None)
 
-    def advance(p, v):
-      a = jax.lax.stop_gradient(penalties._gram_minus_identity(p, mode))
-      return penalties.power_iteration(a, v, num_iterations)[1]
-
-    vectors = _leafwise(advance, params, state.vectors)
+    vectors = _leafwise(
+        lambda p, v: penalties.spectral_vector(p, v, mode, num_iterations),
+        params, state.vectors,
+    )
 
     def leaf(g, p, lam, v):
       grad = jax.grad(lambda w: penalties.spectral_orthogonality(w, mode, 0, v))(p)

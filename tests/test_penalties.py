@@ -130,3 +130,61 @@ def test_penalties_jit_vmap_grad_on_activations():
   grads = jax.vmap(lambda s: jax.grad(lambda a: s * penalties.l1(a))(activations[0]))(strengths)
   np.testing.assert_allclose(grads[2], jnp.sign(activations[0]))
   np.testing.assert_allclose(grads[0], 0.0)
+
+
+def test_l1_gradient_is_the_sign_with_zero_at_zero():
+  # jax.grad(jnp.abs)(0.0) is 1; the penalty promises the minimum-norm subgradient, 0.
+  x = jnp.array([-2.0, -0.0, 0.0, 1e-30, 3.0])
+  np.testing.assert_array_equal(jax.grad(penalties.l1)(x), [-1.0, 0.0, 0.0, 1.0, 1.0])
+  np.testing.assert_array_equal(
+      jax.grad(penalties.elastic_net)(x, 0.5), np.sign(x) + 2 * 0.5 * np.asarray(x))
+  per_row = jax.vmap(jax.grad(penalties.l1))(jnp.array([[0.0, 2.0], [-1.0, 0.0]]))
+  np.testing.assert_array_equal(per_row, [[0.0, 1.0], [-1.0, 0.0]])
+
+
+def _dot_output_shapes(jaxpr):
+  shapes = []
+  for equation in jaxpr.eqns:
+    if equation.primitive.name == "dot_general":
+      shapes.append(tuple(equation.outvars[0].aval.shape))
+    for param in equation.params.values():
+      inner = getattr(param, "jaxpr", param)
+      if hasattr(inner, "eqns"):
+        shapes += _dot_output_shapes(inner)
+  return shapes
+
+
+def test_soft_gradient_takes_two_products_and_its_hessian_matches_differences():
+  w = jax.random.normal(jax.random.key(7), (9, 5), jnp.float32)
+  shapes = _dot_output_shapes(jax.make_jaxpr(jax.grad(penalties.soft_orthogonality))(w).jaxpr)
+  assert len(shapes) == 2, shapes
+  with jax.enable_x64(True):
+    w64 = np.asarray(w, np.float64)
+    direction = np.asarray(jax.random.normal(jax.random.key(8), (9, 5)), np.float64)
+    gradient = jax.grad(penalties.soft_orthogonality)
+    hessian_vector = jax.jvp(gradient, (w64,), (direction,))[1]
+    step = 1e-6
+    difference = (gradient(w64 + step * direction) - gradient(w64 - step * direction)) / (
+        2 * step)
+    np.testing.assert_allclose(hessian_vector, difference, rtol=1e-6, atol=1e-6)
+    rows = 4 * (w64 @ w64.T - np.eye(9)) @ w64
+    np.testing.assert_allclose(gradient(w64, "rows"), rows, rtol=1e-10)
+
+
+@pytest.mark.parametrize("mode, size", [("columns", 6), ("rows", 20)])
+def test_spectral_never_forms_a_gram_and_its_vector_finds_the_top_eigenvector(mode, size):
+  w = jax.random.normal(jax.random.key(9), (20, 6)) * 0.4
+  grad = jax.grad(penalties.spectral_orthogonality)
+  shapes = _dot_output_shapes(jax.make_jaxpr(lambda m: grad(m, mode, 3))(w).jaxpr)
+  assert not [shape for shape in shapes if len(shape) == 2 and shape[0] == shape[1]], shapes
+  a = np.asarray(w.T @ w if mode == "columns" else w @ w.T, np.float64) - np.eye(size)
+  eigenvalues, eigenvectors = np.linalg.eigh(a)
+  top = np.argmax(np.abs(eigenvalues))
+  v = penalties.spectral_vector(w, jnp.ones(size), mode, num_iterations=400)
+  np.testing.assert_allclose(abs(float(v @ eigenvectors[:, top])), 1.0, atol=1e-4)
+  # The gradient with v fixed: sign(λ) · 2 (W v) vᵀ (columns) or 2 v (Wᵀ v)ᵀ (rows).
+  u = eigenvectors[:, top]
+  w64 = np.asarray(w, np.float64)
+  outer = np.outer(w64 @ u, u) if mode == "columns" else np.outer(u, w64.T @ u)
+  np.testing.assert_allclose(grad(w, mode, 400), np.sign(eigenvalues[top]) * 2 * outer,
+                             rtol=1e-3, atol=1e-4)

@@ -93,6 +93,19 @@ def test_group_l2_zeroes_whole_units_and_shrinks_the_rest():
   assert jnp.all(z[:, 1:] == 0.0)
 
 
+@pytest.mark.parametrize("scale", [1e-30, 2e-38, 1e20, 1e36])
+def test_group_norms_neither_underflow_nor_overflow(scale):
+  # float32: (1e-30)² underflows to 0 and (1e20)² overflows to inf, yet the norms are
+  # representable. Found by hypothesis: sparse_group(1.2e-38, 0.0) returned 0.
+  unit = jnp.array([[3.0], [4.0]])
+  x = (unit * scale).astype(jnp.float32)
+  np.testing.assert_allclose(penalties.group_l2(x), 5 * np.float32(scale), rtol=1e-5)
+  np.testing.assert_array_equal(prox.group_l2(x, 0.0), x)
+  np.testing.assert_array_equal(prox.sparse_group(x, 0.0), x)
+  np.testing.assert_allclose(prox.group_l2(x, scale), x * np.float32(0.8), rtol=1e-5)
+  assert jnp.all(jnp.isfinite(jax.grad(penalties.group_l2)(x)))
+
+
 def test_sparse_group_is_group_prox_of_soft_threshold():
   x = random_array((5, 3))
   expected = prox.group_l2(prox.l1(x, 0.2 * 0.5), 0.2)
