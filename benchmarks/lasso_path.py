@@ -72,6 +72,15 @@ def duality_gap(gram: jax.Array, c: jax.Array, yy: jax.Array, w: jax.Array,
   return primal - dual, primal
 
 
+def least_squares_terms(x: jax.Array, y: jax.Array):
+  """``XᵀX/n``, ``Xᵀy/n``, ``yᵀy/n`` and a step bound 1.01·σ_max(XᵀX/n) by power iteration."""
+  n = x.shape[0]
+  gram = x.T @ x / n
+  c = x.T @ y / n
+  sigma, _ = regjax.penalties.power_iteration(gram, jnp.ones_like(c), num_iterations=100)
+  return gram, c, y @ y / n, 1.01 * sigma
+
+
 @functools.partial(jax.jit, static_argnames=("max_iterations",))
 def fista_path(x: jax.Array, y: jax.Array, alphas: jax.Array, tol: float = 1e-10,
                max_iterations: int = 100_000):
@@ -80,17 +89,7 @@ def fista_path(x: jax.Array, y: jax.Array, alphas: jax.Array, tol: float = 1e-10
   Returns:
     ``(w, iterations, gap)``: coefficients ``(p, alphas)``, steps taken, final gaps.
   """
-  n = x.shape[0]
-  gram = x.T @ x / n
-  c = x.T @ y / n
-  yy = y @ y / n
-
-  def power_step(_, v):
-    w = gram @ v
-    return w / jnp.linalg.norm(w)
-
-  v = jax.lax.fori_loop(0, 100, power_step, jnp.ones_like(c) / np.sqrt(c.shape[0]))
-  lipschitz = 1.01 * (v @ gram @ v)
+  gram, c, yy, lipschitz = least_squares_terms(x, y)
   thresholds = (alphas / lipschitz)[None, :]
 
   def fista_step(_, carry):
@@ -127,17 +126,7 @@ def warm_start_path(x: jax.Array, y: jax.Array, alphas: jax.Array, tol: float = 
   Returns:
     ``(w, iterations)``: coefficients ``(p, alphas)`` and the steps taken per alpha.
   """
-  n = x.shape[0]
-  gram = x.T @ x / n
-  c = x.T @ y / n
-  yy = y @ y / n
-
-  def power_step(_, v):
-    w = gram @ v
-    return w / jnp.linalg.norm(w)
-
-  v = jax.lax.fori_loop(0, 100, power_step, jnp.ones_like(c) / np.sqrt(c.shape[0]))
-  lipschitz = 1.01 * (v @ gram @ v)
+  gram, c, yy, lipschitz = least_squares_terms(x, y)
 
   def solve(w_start, alpha):
     def fista_step(_, carry):

@@ -2,8 +2,7 @@
 
 The figures of a quick run mean nothing about speed; what is checked is that every
 script still runs end to end, prints its ratio and target lines with finite values, and
-that the correctness checks built into the scripts hold (the Lasso objectives agree, the
-matvec spectral reference gives regjax's update).
+that the correctness checks built into the scripts hold (the Lasso objectives agree).
 """
 
 from __future__ import annotations
@@ -65,8 +64,6 @@ def test_regularizer_overhead_prints_its_ratios():
       assert f"wide MLP 32 {mode} {pair}" in found, (mode, pair, output)
   assert "auto-mode saving 256x16 rows/auto" in found
   assert len(targets(output)) == 4
-  diff = float(re.search(r"spectral update: max \|diff\| = (\S+)", output)[1])
-  assert diff < 1e-6
 
 
 @pytest.mark.slow

@@ -144,6 +144,23 @@ def test_chunked_sweep_with_padding_equals_one_chunk_and_compiles_once(lasso_swe
   _assert_rows_match(chunked, {n: lasso_sweep[n] for n in lasso_sweep.columns})
 
 
+def test_a_repeated_sweep_reuses_its_compiled_program():
+  traces = []
+
+  def fn(hparams, key):
+    traces.append(1)
+    return _lasso(hparams, key)
+
+  first = S.sweep(fn, S.grid(l1=_L1), progress=False)
+  again = S.sweep(fn, S.grid(l1=_L1[::-1]), progress=False)  # same size, other values
+  assert len(traces) == 1
+  _assert_rows_match(again, {n: first[n][::-1] for n in ("loss", "zeros", "init")})
+  assert again.columns == first.columns  # the metric order survives the cache
+  S.sweep(fn, S.grid(l1=_L1[:5]), progress=False)  # another row count: a new program
+  S.sweep(fn, S.grid(l1=_L1), progress=True)  # progress changes what is traced
+  assert len(traces) == 3
+
+
 def test_seeds_multiply_rows_and_give_their_own_keys():
   seeds = (0, 7, 2**32 - 1)
   points = S.grid(l1=_L1[:3])
