@@ -19,10 +19,10 @@ How it runs:
   random numbers), so differences along the grid come from the hyperparameters alone.
   Fold the point into the key inside ``fn`` if independent streams are wanted.
 * The rows run as one ``jax.jit(jax.vmap(run))``, compiled once. Like ``jax.jit``, the
-  compiled program is kept (the last few, keyed by ``fn``, the axis names, the chunk shape
-  and the mesh), so calling ``sweep`` again with the same ``fn`` and a grid of the same
-  size neither traces nor compiles; ``fn``'s closed-over values are read once, when it is
-  traced. With
+  compiled program is kept (the last few, keyed by the ``fn`` object itself, the axis
+  names, the chunk shape and the mesh), so calling ``sweep`` again with the same ``fn``
+  and a grid of the same size neither traces nor compiles; ``fn``'s closed-over values
+  are read once, when it is traced. With
   ``chunk_size=None`` the whole grid is one chunk unless XLA's memory estimate for it
   (``compiled.memory_analysis()``) exceeds 90% of the free device memory
   (``device.memory_stats()``); then the rows are split into the fewest equal chunks
@@ -432,10 +432,12 @@ def _check_metrics(out_info: Any, hparam_names: Sequence[str]) -> None:
       raise TypeError(f"Metric `{name}` must be numeric, got dtype {info.dtype}.")
 
 
-# Compiled sweep programs by (fn, axis names, rows, dtype, mesh, progress), newest last:
-# a repeated call (a notebook cell run again, the next checkpoint segment) skips tracing
-# and compiling, as `jax.jit` does for a function it has seen.
-_COMPILED: collections.OrderedDict[Any, tuple[Any, tuple[str, ...]]] = (
+# Compiled sweep programs by (fn's identity, axis names, rows, dtype, mesh, progress),
+# newest last: a repeated call (a notebook cell run again, the next checkpoint segment)
+# skips tracing and compiling. Identity, not equality: a `Trainer` holds arrays and is
+# unhashable, and an equal but distinct callable may close over different values. Each
+# entry keeps its `fn` alive, so an id is never reused while it is cached.
+_COMPILED: collections.OrderedDict[Any, tuple[Any, Any, tuple[str, ...]]] = (
     collections.OrderedDict())
 _COMPILED_MAX = 8
 
@@ -444,14 +446,11 @@ def _compiled_program(
     fn: Callable[..., Any], names: tuple[str, ...], rows: int, float_dtype: Any, mesh: Mesh,
     progress: bool,
 ) -> tuple[Any, tuple[str, ...]]:
-  key = (fn, names, rows, jnp.dtype(float_dtype), mesh, bool(progress))
-  try:
-    cached = _COMPILED.get(key)
-  except TypeError:  # an unhashable callable: compile without caching
-    key, cached = None, None
-  if cached is not None:
+  key = (id(fn), names, rows, jnp.dtype(float_dtype), mesh, bool(progress))
+  cached = _COMPILED.get(key)
+  if cached is not None and cached[0] is fn:
     _COMPILED.move_to_end(key)
-    return cached
+    return cached[1:]
   sharding = NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
   metric_order: list[str] = []
 
@@ -470,10 +469,9 @@ def _compiled_program(
     lowered = batched.lower(*args)
   _check_metrics(lowered.out_info, names)
   program = (lowered.compile(), tuple(metric_order))
-  if key is not None:
-    _COMPILED[key] = program
-    while len(_COMPILED) > _COMPILED_MAX:
-      _COMPILED.popitem(last=False)
+  _COMPILED[key] = (fn, *program)
+  while len(_COMPILED) > _COMPILED_MAX:
+    _COMPILED.popitem(last=False)
   return program
 
 

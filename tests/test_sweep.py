@@ -161,6 +161,25 @@ def test_a_repeated_sweep_reuses_its_compiled_program():
   assert len(traces) == 3
 
 
+def test_an_unhashable_callable_also_reuses_its_program():
+  # A Trainer holds arrays, so it cannot be hashed; the cache goes by identity.
+  class Holder:
+    __hash__ = None
+
+    def __init__(self):
+      self.offset, self.traces = jnp.ones(2), 0
+
+    def __call__(self, hparams, key):
+      self.traces += 1
+      return {"m": hparams["a"] + jnp.sum(self.offset)}
+
+  first, second = Holder(), Holder()
+  for holder in (first, first, second):
+    result = S.sweep(holder, S.grid(a=[1.0, 2.0]), progress=False)
+    np.testing.assert_allclose(result["m"], [3.0, 4.0])
+  assert (first.traces, second.traces) == (1, 1)
+
+
 def test_seeds_multiply_rows_and_give_their_own_keys():
   seeds = (0, 7, 2**32 - 1)
   points = S.grid(l1=_L1[:3])
