@@ -447,8 +447,10 @@ def project(
 
   Goes **last** in a chain. Examples: ``project(functools.partial(prox.max_norm,
   max_value=3.0))`` (max-norm per unit), ``project(optax.projections.projection_non_negative)``,
-  ``project(prox.orthonormal)`` (hard orthogonality by polar retraction; pass
-  ``functools.partial(prox.orthonormal, method="qr")`` for the cheaper QR retraction).
+  ``project(prox.orthonormal, mask=masks.matrices)`` (hard orthogonality by polar
+  retraction, kernels only; pass ``functools.partial(prox.orthonormal, method="qr")`` for
+  the cheaper QR retraction). Max-norm and orthonormal projections need matrices, so
+  give them a mask that leaves biases out.
 
   Args:
     projection: ``array -> array`` onto the constraint set.
