@@ -449,8 +449,8 @@ def project(
   max_value=3.0))`` (max-norm per unit), ``project(optax.projections.projection_non_negative)``,
   ``project(prox.orthonormal, mask=masks.matrices)`` (hard orthogonality by polar
   retraction, kernels only; pass ``functools.partial(prox.orthonormal, method="qr")`` for
-  the cheaper QR retraction). Max-norm and orthonormal projections need matrices, so
-  give them a mask that leaves biases out.
+  the cheaper QR retraction). The orthonormal projection needs matrices, so give it a
+  mask that leaves biases out.
 
   Args:
     projection: ``array -> array`` onto the constraint set.
