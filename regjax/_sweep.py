@@ -432,7 +432,7 @@ def _check_metrics(out_info: Any, hparam_names: Sequence[str]) -> None:
       raise TypeError(f"Metric `{name}` must be numeric, got dtype {info.dtype}.")
 
 
-# Compiled sweep programs by (fn's identity, axis names, rows, dtype, mesh, progress),
+# Compiled sweep programs by (fn's identity, axis names, rows, dtype, sharding, progress),
 # newest last: a repeated call (a notebook cell run again, the next checkpoint segment)
 # skips tracing and compiling. Identity, not equality: a `Trainer` holds arrays and is
 # unhashable, and an equal but distinct callable may close over different values. Each
@@ -443,15 +443,14 @@ _COMPILED_MAX = 8
 
 
 def _compiled_program(
-    fn: Callable[..., Any], names: tuple[str, ...], rows: int, float_dtype: Any, mesh: Mesh,
-    progress: bool,
+    fn: Callable[..., Any], names: tuple[str, ...], rows: int, float_dtype: Any,
+    sharding: NamedSharding, progress: bool,
 ) -> tuple[Any, tuple[str, ...]]:
-  key = (id(fn), names, rows, jnp.dtype(float_dtype), mesh, bool(progress))
+  key = (id(fn), names, rows, jnp.dtype(float_dtype), sharding, bool(progress))
   cached = _COMPILED.get(key)
   if cached is not None and cached[0] is fn:
     _COMPILED.move_to_end(key)
     return cached[1:]
-  sharding = NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
   metric_order: list[str] = []
 
   def run(row_hparams: dict[str, jax.Array], seed: jax.Array) -> Any:
@@ -529,16 +528,13 @@ def sweep(
   hparams, seed_column = flat_rows(grid, seeds)
   n_rows = len(seed_column)
   float_dtype = jnp.result_type(float)
-  metric_order: list[str] = []
 
-  def compile_rows(rows: int) -> Any:
-    compiled, order = _compiled_program(fn, grid.names, rows, float_dtype, mesh, progress)
-    metric_order[:] = order
-    return compiled
+  def compile_rows(rows: int) -> tuple[Any, tuple[str, ...]]:
+    return _compiled_program(fn, grid.names, rows, float_dtype, sharding, progress)
 
   if chunk_size is None:
     rows_per_device = math.ceil(n_rows / n_shards)
-    compiled = compile_rows(rows_per_device * n_shards)
+    compiled, metric_order = compile_rows(rows_per_device * n_shards)
     estimate = _estimated_bytes(compiled)
     local = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
     free = _free_bytes(local)
@@ -546,10 +542,10 @@ def sweep(
       fit = _rows_that_fit(estimate, free, rows_per_device)
       if fit < rows_per_device:
         rows_per_device = fit
-        compiled = compile_rows(rows_per_device * n_shards)
+        compiled, metric_order = compile_rows(rows_per_device * n_shards)
   else:
     rows_per_device = math.ceil(min(chunk_size, n_rows) / n_shards)
-    compiled = compile_rows(rows_per_device * n_shards)
+    compiled, metric_order = compile_rows(rows_per_device * n_shards)
   chunk = rows_per_device * n_shards
   n_chunks = math.ceil(n_rows / chunk)
   # Padding repeats the last row: real hyperparameters, so no spurious failures.

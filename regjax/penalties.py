@@ -300,8 +300,7 @@ def spectral_orthogonality(
   matrix, side = _working_matrix(x, mode)
   size = matrix.shape[1] if side == "columns" else matrix.shape[0]
   start = jnp.ones(size, matrix.dtype) if vector is None else vector
-  v = spectral_vector(matrix, start, "columns" if side == "columns" else "rows",
-                      num_iterations)
+  v = spectral_vector(matrix, start, side, num_iterations)
   image = matrix @ v if side == "columns" else matrix.T @ v
   return jnp.abs(jnp.sum(jnp.square(image)) - jnp.sum(jnp.square(v)))
 
