@@ -15,6 +15,8 @@ demo: $(STAMP)
 	$(BIN)/regjax sweep
 
 test: $(STAMP)
+	$(BIN)/ruff check regjax tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist load
 
 lint: $(STAMP)

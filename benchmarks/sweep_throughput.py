@@ -3,7 +3,7 @@
 The default digits MLP (``regjax.models.MLP(64, (64, 64), 10)``, ``regjax.prox_adam`` with
 the strength from ``hparams``, batch 128) trained at K grid points three ways:
 
-  (a) one ``regjax.sweep`` call (a vmapped, jitted run of ``regjax.nnx.Trainer``);
+  (a) one ``regjax.sweep`` call (a vmapped, jitted run of ``regjax.experiment.trainer.Trainer``);
   (b) K sequential calls of ``jax.jit(trainer)``, one per λ;
   (c) a plain Python loop per λ, as a user writes it: ``nnx.Optimizer`` and an
       ``@nnx.jit`` train step called once per minibatch, the batch drawn with NumPy.
@@ -53,15 +53,15 @@ def flops_per_model_step(hidden: tuple[int, ...]) -> tuple[float, float]:
   return float(exact), float(6 * BATCH * total)
 
 
-def make_trainer(steps: int, hidden: tuple[int, ...]) -> regjax.nnx.Trainer:
+def make_trainer(steps: int, hidden: tuple[int, ...]) -> regjax.experiment.trainer.Trainer:
   train, test = regjax.data.digits()
-  return regjax.nnx.Trainer(
+  return regjax.experiment.trainer.Trainer(
       model=lambda rngs: regjax.models.MLP(64, hidden, 10, rngs=rngs),
       optimizer=lambda h: regjax.prox_adam(LEARNING_RATE, h["lam"], mask=regjax.masks.matrices),
       train=train, test=test, steps=steps, batch_size=BATCH)
 
 
-def sweep_program(trainer: regjax.nnx.Trainer, k: int):
+def sweep_program(trainer: regjax.experiment.trainer.Trainer, k: int):
   """The program ``regjax.sweep`` runs for ``k`` rows, compiled, and its arguments.
 
   Built the way the sweep engine builds it (same function, mesh and shardings), so XLA's

@@ -1,27 +1,26 @@
 """regjax: regularizers for neural networks in JAX.
 
-Pure functions (:mod:`regjax.prox`, :mod:`regjax.penalties`), Optax gradient
-transformations built on them (:mod:`regjax.transforms`, :mod:`regjax.optimizers`), and
-:func:`regjax.sweep`, which trains a whole grid of strengths as one vmapped computation.
+Three layers, imported one way only (core ← nn ← experiment, checked by import-linter):
+
+- the core, imported here: pure functions (:mod:`regjax.prox`, :mod:`regjax.penalties`),
+  Optax gradient transformations built on them (:mod:`regjax.transforms`,
+  :mod:`regjax.optimizers`), masks and metrics. It needs jax and optax, not flax.
+- :mod:`regjax.nn`: Flax NNX layers (stochastic regularizers, L0 gates, pooling,
+  pruning and example models).
+- :mod:`regjax.experiment`: the harness (sweeps, results, the NNX ``Trainer``,
+  checkpoints, data and the ``regjax sweep`` command line).
+
+The names of the two outer layers that users reach from here (``regjax.sweep``,
+``regjax.Trainer``, ``regjax.stochastic``, ...) are imported lazily, on first use, so
+``import regjax`` imports neither flax nor the sweep engine.
 """
 
-from regjax import (
-    checkpoint,
-    data,
-    gates,
-    masks,
-    metrics,
-    models,
-    nnx,
-    penalties,
-    prox,
-    pruning,
-    stochastic,
-    transforms,
-)
-from regjax._results import SweepResult
-from regjax._results import concat as concat_results
-from regjax._sweep import Grid, grid, progress_callback, sweep, zip_grid
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from regjax import masks, metrics, optimizers, penalties, prox, transforms
 from regjax.masks import by_path, per_layer
 from regjax.optimizers import adamw, prox_adam, prox_sgd
 from regjax.transforms import (
@@ -35,9 +34,46 @@ from regjax.transforms import (
 
 __version__ = "0.1.0"
 
+# name -> (module, attribute or None for the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "nn": ("regjax.nn", None),
+    "experiment": ("regjax.experiment", None),
+    "stochastic": ("regjax.nn.stochastic", None),
+    "gates": ("regjax.nn.gates", None),
+    "pooling": ("regjax.nn.pooling", None),
+    "pruning": ("regjax.nn.pruning", None),
+    "models": ("regjax.nn.models", None),
+    "checkpoint": ("regjax.experiment.checkpoint", None),
+    "data": ("regjax.experiment.data", None),
+    "Grid": ("regjax.experiment.sweeps", "Grid"),
+    "grid": ("regjax.experiment.sweeps", "grid"),
+    "zip_grid": ("regjax.experiment.sweeps", "zip_grid"),
+    "sweep": ("regjax.experiment.sweeps", "sweep"),
+    "progress_callback": ("regjax.experiment.sweeps", "progress_callback"),
+    "SweepResult": ("regjax.experiment.results", "SweepResult"),
+    "concat_results": ("regjax.experiment.results", "concat"),
+    "Trainer": ("regjax.experiment.trainer", "Trainer"),
+}
+
+
+def __getattr__(name: str) -> Any:
+  if name not in _LAZY:
+    raise AttributeError(f"module 'regjax' has no attribute {name!r}")
+  module_name, attribute = _LAZY[name]
+  module = importlib.import_module(module_name)
+  value = module if attribute is None else getattr(module, attribute)
+  globals()[name] = value
+  return value
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "Grid",
     "SweepResult",
+    "Trainer",
     "add_penalty_gradient",
     "adamw",
     "by_path",
@@ -45,15 +81,18 @@ __all__ = [
     "concat_results",
     "data",
     "decoupled_weight_decay",
+    "experiment",
     "gates",
     "grid",
     "masks",
     "metrics",
     "models",
-    "nnx",
+    "nn",
+    "optimizers",
     "orthogonality",
     "penalties",
     "per_layer",
+    "pooling",
     "preconditioned_proximal",
     "progress_callback",
     "project",

@@ -1,5 +1,5 @@
 """``python -m regjax sweep``: see :mod:`regjax.cli`."""
 
-from regjax.cli import main
+from regjax.experiment.cli import main
 
 raise SystemExit(main())

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-S = importlib.import_module("regjax._sweep")  # the module, whatever regjax re-exports
+S = importlib.import_module("regjax.experiment.sweeps")  # the module, whatever regjax re-exports
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from regjax import cli
+from regjax.experiment import cli
 
 TINY = ["sweep", "--steps", "40", "--seeds", "2", "--grid=-4:-2:2", "--width", "16",
         "--segments", "2", "--no-progress"]

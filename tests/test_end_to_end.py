@@ -20,7 +20,7 @@ import optax
 import pytest
 from flax import nnx
 
-from regjax import data, gates, models, stochastic
+from regjax import data, gates, models, pooling, stochastic
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ class ResidualMLP(nnx.Module):
 
 
 class FractionalPool(nnx.Module):
-  """``stochastic.fractional_max_pool`` with fresh regions per call while training.
+  """``pooling.fractional_max_pool`` with fresh regions per call while training.
 
   Evaluation uses one fixed draw of the regions, so it is deterministic.
   """
@@ -91,7 +91,7 @@ class FractionalPool(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     key = jax.random.key(0) if self.deterministic else self.rngs()
-    return stochastic.fractional_max_pool(key, x, self.ratio)
+    return pooling.fractional_max_pool(key, x, self.ratio)
 
   def set_view(self, deterministic: bool | None = None):
     if deterministic is not None:

@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from regjax import data
-from regjax.models import MLP, ConvNet
+from regjax.nn.models import MLP, ConvNet
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 
 import regjax
 from regjax import data, masks, models, penalties
-from regjax.nnx import Trainer, hidden_dead_fraction, hidden_kernels
+from regjax.experiment.trainer import Trainer, hidden_dead_fraction, hidden_kernels
 
 TRAIN, TEST = data.load_digits("train"), data.load_digits("test")
 

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from regjax import data, pruning
-from regjax.models import MLP, ConvNet
+from regjax.nn.models import MLP, ConvNet
 
 
 def _params(seed=0):

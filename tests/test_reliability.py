@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import regjax
 from regjax import data, models, penalties, prox
-from regjax.nnx import Trainer
+from regjax.experiment.trainer import Trainer
 
 # ---------------------------------------------------------------- property tests
 # Each operator with its penalty (None for projections, whose "penalty" is the

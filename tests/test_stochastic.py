@@ -10,7 +10,7 @@ import optax
 import pytest
 from flax import nnx
 
-from regjax import stochastic
+from regjax import pooling, stochastic
 
 NUM_KEYS = 4000
 KEYS = jax.random.split(jax.random.key(0), NUM_KEYS)
@@ -433,7 +433,7 @@ def test_soft_target_cross_entropy_is_linear_in_targets():
 @pytest.mark.parametrize("pseudo_random", [True, False])
 @pytest.mark.parametrize("n_in,n_out", [(10, 6), (25, 17), (5, 2)])
 def test_fractional_pooling_sequence_properties(pseudo_random, n_in, n_out):
-  sample = functools.partial(stochastic.fractional_pooling_sequence, input_size=n_in,
+  sample = functools.partial(pooling.fractional_pooling_sequence, input_size=n_in,
                              output_size=n_out, pseudo_random=pseudo_random)
   for seq in np.asarray(jax.jit(jax.vmap(sample))(KEYS[:20])):
     assert seq[0] == 0 and seq[-1] == n_in and len(seq) == n_out + 1
@@ -470,13 +470,13 @@ def test_fractional_max_pool_matches_numpy_on_the_same_regions(overlapping, pseu
   ratio = (1.4, 1.7)
   for seed in range(3):
     key = jax.random.key(seed)
-    out = stochastic.fractional_max_pool(key, images, ratio, pseudo_random=pseudo_random,
+    out = pooling.fractional_max_pool(key, images, ratio, pseudo_random=pseudo_random,
                                          overlapping=overlapping)
     assert out.shape == (2, math.floor(11 / 1.4), math.floor(13 / 1.7), 3)
     key_rows, key_cols = jax.random.split(key)
-    rows = np.asarray(stochastic.fractional_pooling_sequence(
+    rows = np.asarray(pooling.fractional_pooling_sequence(
         key_rows, 11, out.shape[1], pseudo_random=pseudo_random))
-    cols = np.asarray(stochastic.fractional_pooling_sequence(
+    cols = np.asarray(pooling.fractional_pooling_sequence(
         key_cols, 13, out.shape[2], pseudo_random=pseudo_random))
     np.testing.assert_array_equal(out, _numpy_fractional_max_pool(images, rows, cols,
                                                                   overlapping))
@@ -485,24 +485,24 @@ def test_fractional_max_pool_matches_numpy_on_the_same_regions(overlapping, pseu
 def test_fractional_max_pool_output_shape_and_dtypes():
   for dtype in (jnp.float32, jnp.bfloat16, jnp.int32):
     images = jnp.arange(2 * 32 * 20 * 3).reshape(2, 32, 20, 3).astype(dtype)
-    out = stochastic.fractional_max_pool(jax.random.key(0), images, 1.414)
+    out = pooling.fractional_max_pool(jax.random.key(0), images, 1.414)
     assert out.shape == (2, 22, 14, 3) and out.dtype == dtype
   # 14 / 1.4 is 10 despite 1.4 not being exact in binary.
-  assert stochastic.fractional_max_pool(jax.random.key(0), jnp.ones((1, 14, 14, 1)),
+  assert pooling.fractional_max_pool(jax.random.key(0), jnp.ones((1, 14, 14, 1)),
                                         1.4).shape == (1, 10, 10, 1)
 
 
 def test_fractional_max_pool_jit_vmap_and_gradient():
   images = jax.random.normal(jax.random.key(19), (2, 9, 9, 2))
-  pool = jax.jit(stochastic.fractional_max_pool, static_argnames=("ratio", "overlapping"))
+  pool = jax.jit(pooling.fractional_max_pool, static_argnames=("ratio", "overlapping"))
   key = jax.random.key(3)
   np.testing.assert_array_equal(pool(key, images, ratio=1.5),
-                                stochastic.fractional_max_pool(key, images, 1.5))
-  batched = jax.vmap(functools.partial(stochastic.fractional_max_pool, ratio=1.5),
+                                pooling.fractional_max_pool(key, images, 1.5))
+  batched = jax.vmap(functools.partial(pooling.fractional_max_pool, ratio=1.5),
                      in_axes=(0, None))(KEYS[:5], images)
   assert batched.shape == (5, 2, 6, 6, 2)
   # Disjoint regions tile the input: each output routes gradient 1 to one input.
-  grad = jax.grad(lambda x: stochastic.fractional_max_pool(key, x, 1.5).sum())(images)
+  grad = jax.grad(lambda x: pooling.fractional_max_pool(key, x, 1.5).sum())(images)
   assert float(grad.sum()) == 2 * 6 * 6 * 2
   assert set(np.unique(np.asarray(grad))) == {0.0, 1.0}
 
@@ -513,11 +513,11 @@ def test_fractional_max_pool_jit_vmap_and_gradient():
                                          ("1.5", TypeError)])
 def test_fractional_max_pool_rejects_bad_ratio(ratio, error):
   with pytest.raises(error, match="`ratio`"):
-    stochastic.fractional_max_pool(jax.random.key(0), jnp.ones((1, 8, 8, 1)), ratio)
+    pooling.fractional_max_pool(jax.random.key(0), jnp.ones((1, 8, 8, 1)), ratio)
 
 
 def test_fractional_max_pool_rejects_traced_ratio_and_tiny_images():
   with pytest.raises(TypeError, match="`ratio`"):
-    jax.jit(stochastic.fractional_max_pool)(jax.random.key(0), jnp.ones((1, 8, 8, 1)), 1.5)
+    jax.jit(pooling.fractional_max_pool)(jax.random.key(0), jnp.ones((1, 8, 8, 1)), 1.5)
   with pytest.raises(ValueError, match="`images`"):
-    stochastic.fractional_max_pool(jax.random.key(0), jnp.ones((1, 1, 8, 1)), 1.5)
+    pooling.fractional_max_pool(jax.random.key(0), jnp.ones((1, 1, 8, 1)), 1.5)

@@ -13,7 +13,7 @@ import pytest
 import regjax
 
 # The implementation module (regjax re-exports its public names).
-S = importlib.import_module("regjax._sweep")
+S = importlib.import_module("regjax.experiment.sweeps")
 
 # A small lasso problem: 12 observations, 6 features, a 3-sparse truth.
 _A = jax.random.normal(jax.random.key(42), (12, 6))

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from regjax._random import (
+from regjax.nn._random import (
   _check_floating,
   _check_images,
   _check_int,
@@ -31,7 +31,6 @@ from regjax._random import (
 )
 
 # Fractional max-pooling lives in regjax.pooling; re-exported with its siblings here.
-from regjax.pooling import fractional_max_pool, fractional_pooling_sequence  # noqa: F401
 
 # ---------------------------------------------------------------------------------------
 # DropConnect.

@@ -34,8 +34,9 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from regjax import _checks, _sweep, masks, metrics
-from regjax.data import Dataset
+from regjax import _checks, masks, metrics
+from regjax.experiment import sweeps as _sweep
+from regjax.experiment.data import Dataset
 
 Hparams = Mapping[str, jax.Array]
 

@@ -19,19 +19,12 @@ import jax
 import numpy as np
 import optax
 
-from regjax import (
-  _results,
-  _sweep,
-  checkpoint,
-  data,
-  masks,
-  models,
-  optimizers,
-  penalties,
-  prox,
-  transforms,
-)
-from regjax import nnx as regjax_nnx  # noqa: I001 (flax.nnx is a different module)
+from regjax import masks, optimizers, penalties, prox, transforms
+from regjax.experiment import checkpoint, data
+from regjax.experiment import results as _results
+from regjax.experiment import sweeps as _sweep
+from regjax.experiment import trainer as regjax_nnx
+from regjax.nn import models
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 The digits are the 1,797 images of the UCI "Optical Recognition of Handwritten Digits"
 test set as distributed with scikit-learn (``sklearn.datasets.load_digits``): 8x8 grey
-levels in 0..16, ten classes. They are stored in ``regjax/_data/digits.npz`` together with
-a fixed stratified split (1,437 train / 360 test indices, drawn once with
+levels in 0..16, ten classes. They are stored in
+``regjax/experiment/_data/digits.npz`` together with a fixed stratified split (1,437
+train / 360 test indices, drawn once with
 ``sklearn.model_selection.train_test_split(test_size=360, stratify=labels,
 random_state=0)`` and sorted), so every run and every machine sees the same split and
 regjax needs no scikit-learn at run time.
@@ -45,7 +46,7 @@ class Dataset(NamedTuple):
 
 @functools.lru_cache(maxsize=1)
 def _digits_arrays() -> dict[str, np.ndarray]:
-  path = resources.files("regjax").joinpath("_data", "digits.npz")
+  path = resources.files("regjax.experiment").joinpath("_data", "digits.npz")
   with path.open("rb") as handle, np.load(handle) as archive:
     arrays = {name: np.array(archive[name]) for name in archive.files}
   for array in arrays.values():

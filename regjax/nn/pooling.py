@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from regjax import _checks
-from regjax._random import _check_images, _check_int
+from regjax.nn._random import _check_images, _check_int
 
 # ---------------------------------------------------------------------------------------
 # Fractional max-pooling.

@@ -22,7 +22,7 @@ import optax
 from flax import nnx
 
 from regjax import _checks, _trees, transforms
-from regjax.models import MLP, ConvNet
+from regjax.nn.models import MLP, ConvNet
 
 
 def _key_name(key: Any) -> Any:

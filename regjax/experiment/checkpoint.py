@@ -27,8 +27,9 @@ import numpy as np
 from flax import serialization
 from jax.sharding import NamedSharding, PartitionSpec
 
-from regjax import _results, _sweep
-from regjax.nnx import Trainer, TrainState
+from regjax.experiment import results as _results
+from regjax.experiment import sweeps as _sweep
+from regjax.experiment.trainer import Trainer, TrainState
 
 
 def _path(directory: pathlib.Path, segment: int) -> pathlib.Path:

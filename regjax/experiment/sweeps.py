@@ -59,8 +59,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from regjax import _checks, _results
-from regjax._results import SweepResult
+from regjax import _checks
+from regjax.experiment import results as _results
+from regjax.experiment.results import SweepResult
 
 # Share of the free device memory a chunk may use; XLA's estimate is not exact.
 _MEMORY_HEADROOM = 0.9

@@ -36,7 +36,7 @@ import numpy as np
 from flax import nnx
 
 from regjax import _checks
-from regjax._random import _draw_key, _fork_rng_stream, _resolve_deterministic
+from regjax.nn._random import _draw_key, _fork_rng_stream, _resolve_deterministic
 
 BETA = 2.0 / 3.0
 GAMMA = -0.1
