@@ -229,11 +229,12 @@ def test_non_finite_gradients_raise_in_eager_mode():
 
 # ---------------------------------------------------------------- API stability
 PUBLIC_API = [
-    "Grid", "SweepResult", "add_penalty_gradient", "adamw", "by_path", "checkpoint",
-    "concat_results", "data", "decoupled_weight_decay", "gates", "grid", "masks", "metrics",
-    "models", "nnx", "orthogonality", "penalties", "per_layer", "preconditioned_proximal",
-    "progress_callback", "project", "prox", "prox_adam", "prox_sgd", "proximal", "pruning",
-    "stochastic", "sweep", "transforms", "zip_grid",
+    "Grid", "SweepResult", "Trainer", "add_penalty_gradient", "adamw", "by_path",
+    "checkpoint", "concat_results", "data", "decoupled_weight_decay", "experiment", "gates",
+    "grid", "masks", "metrics", "models", "nn", "optimizers", "orthogonality", "penalties",
+    "per_layer", "pooling", "preconditioned_proximal", "progress_callback", "project", "prox",
+    "prox_adam", "prox_sgd", "proximal", "pruning", "stochastic", "sweep", "transforms",
+    "zip_grid",
 ]
 
 

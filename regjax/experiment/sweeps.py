@@ -7,7 +7,7 @@ A sweep trains one configuration per grid point and seed with a user function
   def train(hparams: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
     ...  # hparams["l1"] is a traced float scalar; return scalar metrics
 
-  result = regjax.sweep.sweep(train, grid(l1=jnp.logspace(-5, -2, 16)), seeds=(0, 1, 2))
+  result = regjax.sweep(train, regjax.grid(l1=jnp.logspace(-5, -2, 16)), seeds=(0, 1, 2))
   print(result.mean_over_seeds())
 
 How it runs:
