@@ -186,3 +186,89 @@ def test_generator_errors(fn, args, error, match):
 def test_sparse_regression_negative_noise_error():
   with pytest.raises(ValueError, match="`noise`"):
     data.make_sparse_regression(jax.random.key(0), 10, 5, 2, noise=-1.0)
+
+
+# ----------------------------------------------------------------------------- MNIST-1D
+
+mnist1d = pytest.importorskip("mnist1d")
+
+
+def test_mnist1d_has_the_papers_shapes_and_classes():
+  train, test = data.load_mnist1d("train"), data.load_mnist1d("test")
+  assert train.inputs.shape == (4000, data.MNIST1D_LENGTH)
+  assert test.inputs.shape == (1000, data.MNIST1D_LENGTH)
+  assert train.inputs.dtype == jnp.float32 and train.labels.dtype == jnp.int32
+  # 500 signals per class, shuffled before the 4,000 / 1,000 cut.
+  counts = np.bincount(np.asarray(train.labels), minlength=10) + np.bincount(
+      np.asarray(test.labels), minlength=10)
+  np.testing.assert_array_equal(counts, np.full(10, 500))
+  everything = np.asarray(data.load_mnist1d("all").inputs, np.float64)
+  # Standardised over the whole set by the generator.
+  np.testing.assert_allclose([everything.mean(), everything.std()], [0.0, 1.0], atol=1e-5)
+  assert data.load_mnist1d("test", flatten=False).inputs.shape == (1000, 40, 1)
+
+
+def test_mnist1d_equals_the_generator_and_keeps_global_random_state():
+  from mnist1d.data import get_dataset_args, make_dataset
+
+  state = np.random.get_state()
+  ours = data.load_mnist1d("test")
+  assert np.random.get_state()[2] == state[2]
+  np.testing.assert_array_equal(np.random.get_state()[1], state[1])
+  reference = make_dataset(get_dataset_args())
+  np.testing.assert_allclose(np.asarray(ours.inputs), reference["x_test"], rtol=1e-6,
+                             atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(ours.labels), reference["y_test"])
+
+
+def test_mnist1d_validation_split_partitions_the_training_signals():
+  full = data.load_mnist1d("train")
+  train = data.load_mnist1d("train", validation_fraction=0.25)
+  val = data.load_mnist1d("validation", validation_fraction=0.25)
+  # Stratified: round(25 %) of each class, and the rows are the training rows.
+  per_class = np.bincount(np.asarray(full.labels), minlength=10)
+  held = int(np.round(0.25 * per_class).sum())
+  assert abs(held - 1000) <= 5
+  assert (len(train.labels), len(val.labels)) == (4000 - held, held)
+  np.testing.assert_array_equal(np.bincount(np.asarray(val.labels), minlength=10),
+                                np.round(0.25 * per_class))
+  rows = {row.tobytes() for row in np.asarray(full.inputs)}
+  union = np.concatenate([np.asarray(train.inputs), np.asarray(val.inputs)])
+  assert {row.tobytes() for row in union} == rows and len(union) == len(rows)
+  again = data.load_mnist1d("validation", validation_fraction=0.25)
+  np.testing.assert_array_equal(np.asarray(again.inputs), np.asarray(val.inputs))
+  other = data.load_mnist1d("validation", validation_fraction=0.25, validation_seed=1)
+  assert not np.array_equal(np.asarray(other.labels), np.asarray(val.labels))
+
+
+def test_mnist1d_is_deterministic_per_seed():
+  a = data.load_mnist1d("train", num_samples=200, seed=3)
+  b = data.load_mnist1d("train", num_samples=200, seed=3)
+  c = data.load_mnist1d("train", num_samples=200, seed=4)
+  assert a.inputs.shape == (160, 40)
+  np.testing.assert_array_equal(np.asarray(a.inputs), np.asarray(b.inputs))
+  assert not np.allclose(np.asarray(a.inputs), np.asarray(c.inputs))
+
+
+def test_mnist1d_logistic_regression_is_near_the_papers_32_percent():
+  # Greydanus (2020) reports about 32 % test accuracy for logistic regression.
+  from sklearn.linear_model import LogisticRegression
+
+  train, test = data.load_mnist1d("train"), data.load_mnist1d("test")
+  model = LogisticRegression(max_iter=2000).fit(np.asarray(train.inputs),
+                                                np.asarray(train.labels))
+  accuracy = model.score(np.asarray(test.inputs), np.asarray(test.labels))
+  assert 0.25 <= accuracy <= 0.40
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(split="val"), ValueError),
+    (dict(split="validation"), ValueError),
+    (dict(validation_fraction=1.0), ValueError),
+    (dict(num_samples=10), ValueError),
+    (dict(num_samples=100.0), TypeError),
+    (dict(dtype=jnp.int32), TypeError),
+])
+def test_mnist1d_bad_arguments(kwargs, error):
+  with pytest.raises(error, match=next(iter(kwargs))):
+    data.load_mnist1d(**kwargs)
