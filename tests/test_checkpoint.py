@@ -87,7 +87,8 @@ def test_resume_on_an_empty_directory_starts_fresh_and_writes_the_signature(tmp_
 def test_a_different_model_shape_is_refused_naming_the_leaf(chunked):
   directory, _ = chunked
   with pytest.raises(checkpoint.CheckpointError,
-                     match=r"training state .*kernel'\] was \[64, 8\], now \[64, 12\]"):
+                     match=r"training state .*\['bias'\] was \[\[8\], 'float32'\], "
+                           r"now \[\[12\], 'float32'\]"):
     checkpoint.resumable_sweep(_trainer(width=12), _GRID, seeds=2, directory=directory,
                                segments=2, resume=True, progress=False)
 
@@ -106,7 +107,7 @@ def cli_run(tmp_path_factory):
 @pytest.mark.parametrize("flag, value, named", [
     ("--learning-rate", "0.02", "settings['learning_rate']: was 0.01, now 0.02"),
     ("--width", "12", "settings['width']: was 8, now 12"),
-    ("--depth", "2", "settings['depth']: was 1, now 2"),
+    ("--depth", "1", "settings['depth']: was 2, now 1"),
     ("--steps", "8", "steps: was 4, now 8"),
     ("--seeds", "3", "seeds: was [0, 1], now [0, 1, 2]"),
     ("--seeds", "0,7", "seeds: was [0, 1], now [0, 7]"),
