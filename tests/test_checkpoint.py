@@ -195,6 +195,8 @@ def test_a_sweep_killed_mid_segment_resumes_bit_identical(tmp_path):
   resumed = _cli(killed, "--resume")
   assert resumed.wait(timeout=300) == 0, resumed.stderr.read()[-3000:]
   assert reference.wait(timeout=300) == 0, reference.stderr.read()[-3000:]
+  left = {p.name for p in first.parent.iterdir()}  # an unfinished save was removed
+  assert left == {"segment_0001", "segment_0002", "segment_0003"}
   ours, theirs = _rows_csv(killed), _rows_csv(whole)
   assert len(ours) == 4
   for name in _METRICS:  # float32 values written in full (shortest round-trip form)

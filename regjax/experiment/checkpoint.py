@@ -185,6 +185,14 @@ def _sync(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
+def _remove_unfinished(directory: pathlib.Path) -> None:
+  """Removes the temporary directories of saves that a killed run left (process 0)."""
+  if jax.process_index() == 0:
+    for unfinished in directory.glob("chunk_*/*.orbax-checkpoint-tmp*"):
+      shutil.rmtree(unfinished, ignore_errors=True)
+  _sync("regjax resumable_sweep: unfinished saves removed")
+
+
 def _start_fresh(directory: pathlib.Path, signature: Mapping[str, Any]) -> None:
   """Removes old checkpoints and writes the new signature (process 0; all wait)."""
   if jax.process_index() == 0:
@@ -280,7 +288,9 @@ def resumable_sweep(
           "Resume with the same settings, or run without `resume` (the CLI's --resume) "
           "to start over there, or use another directory.")
   plan, advance = _rows.fit_chunks(plan, chunk_size, compile_advance)
-  if saved is None:
+  if saved is not None:
+    _remove_unfinished(directory)
+  else:
     _start_fresh(directory, _signature(trainer, grid, seeds, plan.chunk, segments,
                                        dict(settings or {}), row_state))
 
