@@ -392,6 +392,17 @@ def test_mean_over_seeds_matches_hand_computed_values(by_hand):
   np.testing.assert_array_equal(mean["failed"], [False, False])
 
 
+def test_to_pandas_holds_the_same_columns_and_groups_like_mean_over_seeds(by_hand):
+  frame = by_hand.to_pandas()
+  assert list(frame.columns) == list(by_hand.columns) and len(frame) == 6
+  assert frame["acc"].dtype == np.float32 and frame["failed"].dtype == bool
+  ok = frame[~frame["failed"]].groupby("a")["acc"]
+  mean = by_hand.mean_over_seeds()
+  np.testing.assert_allclose(ok.mean().to_numpy(), mean["acc_mean"], rtol=1e-6)
+  np.testing.assert_allclose(ok.std().to_numpy(), mean["acc_std"], rtol=1e-6)
+  np.testing.assert_allclose(ok.mean().to_numpy(), [0.7, 0.3], rtol=1e-6)
+
+
 def test_best_and_filter_pick_the_right_rows(by_hand):
   assert by_hand.best("acc") == {
       "a": 1.0, "seed": 2, "acc": 0.9, "steps": 30, "failed": False
