@@ -210,6 +210,15 @@ def plan_rows(names: Sequence[str], points: Mapping[str, np.ndarray], seeds: Any
   Returns:
     A :class:`RowPlan` with every row in one chunk; :meth:`RowPlan.with_chunk` or
     :func:`fit_chunks` cut it.
+
+  Examples:
+    >>> import numpy as np
+    >>> from regjax.experiment import rows
+    >>> plan = rows.plan_rows(["l1"], {"l1": np.array([0.1, 0.2, 0.3])}, seeds=2)
+    >>> plan.hparams["l1"].tolist(), plan.seed_column.tolist()
+    ([0.1, 0.1, 0.2, 0.2, 0.3, 0.3], [0, 1, 0, 1, 0, 1])
+    >>> plan.with_chunk(4).n_chunks  # on one device: rows 0-3, then 4, 5 and two pads
+    2
   """
   seeds = check_seeds(seeds)
   mesh = resolve_mesh(mesh)
