@@ -13,6 +13,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 S = importlib.import_module("regjax.experiment.sweeps")  # the module, whatever regjax re-exports
+R = importlib.import_module("regjax.experiment.rows")
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -42,9 +43,9 @@ def shards(array):
 
 def main():
   placed, returned, steps = [], [], []
-  put, to_host, report = S._put_on_mesh, S._to_host, S._StepReporter.__call__
-  S._put_on_mesh = lambda a, s: placed.append((a, put(a, s))) or placed[-1][1]
-  S._to_host = lambda x: returned.append(x) or to_host(x)
+  put, to_host, report = R._put_on_mesh, R._to_host, S._StepReporter.__call__
+  R._put_on_mesh = lambda a, s: placed.append((a, put(a, s))) or placed[-1][1]
+  R._to_host = lambda x: returned.append(x) or to_host(x)
 
   def counting(self, step):
     steps.append(int(step))

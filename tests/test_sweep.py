@@ -14,6 +14,7 @@ import regjax
 
 # The implementation module (regjax re-exports its public names).
 S = importlib.import_module("regjax.experiment.sweeps")
+R = importlib.import_module("regjax.experiment.rows")
 
 # A small lasso problem: 12 observations, 6 features, a 3-sparse truth.
 _A = jax.random.normal(jax.random.key(42), (12, 6))
@@ -193,6 +194,18 @@ def test_seeds_multiply_rows_and_give_their_own_keys():
   np.testing.assert_array_equal(inits, np.tile(inits[:1], (3, 1)))  # same seed, same start
 
 
+def test_an_int_of_seeds_is_a_count_and_a_list_names_the_seeds():
+  points = S.grid(l1=_L1[:2])
+  three = S.sweep(_lasso, points, seeds=3, progress=False)
+  np.testing.assert_array_equal(three["seed"], [0, 1, 2, 0, 1, 2])
+  np.testing.assert_array_equal(
+      three["init"], S.sweep(_lasso, points, seeds=[0, 1, 2], progress=False)["init"])
+  only_three = S.sweep(_lasso, points, seeds=[3], progress=False)
+  np.testing.assert_array_equal(only_three["seed"], [3, 3])
+  _assert_rows_match(only_three, _separate_runs(points, (3,)))
+  np.testing.assert_array_equal(S.sweep(_lasso, points, progress=False)["seed"], [0, 0])
+
+
 def test_sweep_accepts_a_mapping_and_keeps_the_metric_order():
   result = S.sweep(
       lambda h, k: {"z": h["a"] * 2.0, "m": h["a"] + h["b"]},
@@ -231,6 +244,7 @@ def test_failed_step_alone_marks_a_row_failed():
     "kwargs, error, fragment",
     [
       (dict(seeds=()), ValueError, "`seeds` is empty"),
+      (dict(seeds=0), ValueError, r"`seeds` as an int is a count .* `seeds=\[0\]`"),
       (dict(seeds=(0, 0)), ValueError, "`seeds` must be distinct"),
       (dict(seeds=(-1,)), ValueError, r"`seeds` must hold ints in \[0, 2\*\*32\)"),
       (dict(seeds=(1.5,)), TypeError, "`seeds` must hold ints"),
@@ -255,10 +269,10 @@ def test_bad_sweep_arguments_raise_clear_errors(kwargs, error, fragment):
 
 
 def test_rows_that_fit_splits_evenly_by_the_memory_estimate():
-  assert S._rows_that_fit(800, 1000, 8) == 8  # fits: one chunk
-  assert S._rows_that_fit(8000, 3000 / 0.9, 8) == 3  # 3 rows fit -> 3 chunks of 3
-  assert S._rows_that_fit(8000, 5000 / 0.9, 8) == 4  # 5 fit -> 2 chunks, 4 rows each
-  assert S._rows_that_fit(8000, 10, 8) == 1
+  assert R._rows_that_fit(800, 1000, 8) == 8  # fits: one chunk
+  assert R._rows_that_fit(8000, 3000 / 0.9, 8) == 3  # 3 rows fit -> 3 chunks of 3
+  assert R._rows_that_fit(8000, 5000 / 0.9, 8) == 4  # 5 fit -> 2 chunks, 4 rows each
+  assert R._rows_that_fit(8000, 10, 8) == 1
 
 
 def test_free_bytes_reads_memory_stats_and_falls_back_to_none():
@@ -270,14 +284,14 @@ def test_free_bytes_reads_memory_stats_and_falls_back_to_none():
       return self._stats
 
   full = Device({"bytes_limit": 1000, "bytes_in_use": 300})
-  assert S._free_bytes([full, Device({"bytes_limit": 500, "bytes_in_use": 0})]) == 500
-  assert S._free_bytes([full, Device(None)]) is None
+  assert R._free_bytes([full, Device({"bytes_limit": 500, "bytes_in_use": 0})]) == 500
+  assert R._free_bytes([full, Device(None)]) is None
 
 
 def test_sweep_chunks_itself_when_the_estimate_does_not_fit(monkeypatch):
   # Pretend 8 rows need 8000 bytes and 3000 are free: 3 chunks of 3 rows.
-  monkeypatch.setattr(S, "_estimated_bytes", lambda compiled: 8000)
-  monkeypatch.setattr(S, "_free_bytes", lambda devices: 3000 / 0.9)
+  monkeypatch.setattr(R, "_estimated_bytes", lambda compiled: 8000)
+  monkeypatch.setattr(R, "_free_bytes", lambda devices: 3000 / 0.9)
   result = S.sweep(lambda h, k: {"m": 2.0 * h["a"]}, S.grid(a=np.arange(8.0)), progress=False)
   assert result.chunk_size == 3 and len(result) == 8
   np.testing.assert_array_equal(result["m"], 2.0 * np.arange(8.0))
@@ -285,8 +299,8 @@ def test_sweep_chunks_itself_when_the_estimate_does_not_fit(monkeypatch):
 
 def test_one_device_keeps_every_row_on_it(monkeypatch):
   placed = []
-  real = S._put_on_mesh
-  monkeypatch.setattr(S, "_put_on_mesh", lambda a, s: placed.append(real(a, s)) or placed[-1])
+  real = R._put_on_mesh
+  monkeypatch.setattr(R, "_put_on_mesh", lambda a, s: placed.append(real(a, s)) or placed[-1])
   S.sweep(lambda h, k: {"m": h["a"]}, S.grid(a=[1.0, 2.0, 3.0]), progress=False)
   assert [len(x.addressable_shards) for x in placed] == [1, 1]
   assert all(x.addressable_shards[0].data.shape == (3,) for x in placed)
@@ -376,6 +390,17 @@ def test_mean_over_seeds_matches_hand_computed_values(by_hand):
   np.testing.assert_allclose(mean["steps_mean"], [20.0, 45.0])  # failed row left out
   np.testing.assert_array_equal(mean["n_failed"], [0, 1])
   np.testing.assert_array_equal(mean["failed"], [False, False])
+
+
+def test_to_pandas_holds_the_same_columns_and_groups_like_mean_over_seeds(by_hand):
+  frame = by_hand.to_pandas()
+  assert list(frame.columns) == list(by_hand.columns) and len(frame) == 6
+  assert frame["acc"].dtype == np.float32 and frame["failed"].dtype == bool
+  ok = frame[~frame["failed"]].groupby("a")["acc"]
+  mean = by_hand.mean_over_seeds()
+  np.testing.assert_allclose(ok.mean().to_numpy(), mean["acc_mean"], rtol=1e-6)
+  np.testing.assert_allclose(ok.std().to_numpy(), mean["acc_std"], rtol=1e-6)
+  np.testing.assert_allclose(ok.mean().to_numpy(), [0.7, 0.3], rtol=1e-6)
 
 
 def test_best_and_filter_pick_the_right_rows(by_hand):

@@ -1,13 +1,13 @@
 """The experiment harness: the outer layer of regjax (core ← nn ← experiment).
 
 :func:`sweep` trains every point of a :func:`grid` (and every seed) as one
-``jit(vmap(...))``; :class:`Trainer` turns a Flax NNX model and an optimizer built from
-the hyperparameters into the function a sweep runs; :class:`SweepResult` prints, saves
-and plots the rows; :mod:`checkpoint` resumes a sweep; :mod:`data` holds the embedded
-digits; :mod:`cli` is ``regjax sweep``.
+``jit(vmap(...))``, its rows laid out by :mod:`rows`; :class:`Trainer` turns a Flax NNX
+model and an optimizer built from the hyperparameters into the function a sweep runs;
+:class:`SweepResult` prints, saves and plots the rows; :mod:`checkpoint` resumes a
+sweep; :mod:`data` holds the embedded digits; :mod:`cli` is ``regjax sweep``.
 """
 
-from regjax.experiment import checkpoint, data, results, sweeps, trainer
+from regjax.experiment import checkpoint, data, results, rows, sweeps, trainer
 from regjax.experiment.results import SweepResult
 from regjax.experiment.results import concat as concat_results
 from regjax.experiment.sweeps import Grid, grid, progress_callback, sweep, zip_grid
@@ -24,6 +24,7 @@ __all__ = [
     "grid",
     "progress_callback",
     "results",
+    "rows",
     "sweep",
     "sweeps",
     "trainer",

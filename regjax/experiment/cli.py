@@ -1,8 +1,10 @@
 """``regjax sweep``: the main job, a λ sweep of four sparsity methods on the digits.
 
-Each method trains one MLP per (λ, seed) as one vmapped computation and the results go
-to the terminal (one row per method and λ, mean over seeds), ``sweep.csv`` (the same
-rows) and ``sweep.png`` (held-out accuracy against the share of exact-zero weights).
+Each method trains one MLP per (λ, seed) as one vmapped computation, saved after each
+segment of steps (``--resume`` goes on from there), and the results go to the terminal
+(one row per method and λ, mean over seeds), ``sweep.csv`` (the same rows),
+``rows.csv`` (every seed, full precision) and ``sweep.png`` (held-out accuracy against
+the share of exact-zero weights).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -22,6 +25,7 @@ import optax
 from regjax import masks, optimizers, penalties, prox, transforms
 from regjax.experiment import checkpoint, data
 from regjax.experiment import results as _results
+from regjax.experiment import rows as _rows
 from regjax.experiment import sweeps as _sweep
 from regjax.experiment import trainer as regjax_nnx
 from regjax.nn import models
@@ -58,14 +62,14 @@ METHODS = {
             optax.adam(lr),
             transforms.proximal(prox.group_l2, h["lam"], lr, mask=regjax_nnx.hidden_kernels))),
 }
-TABLE = (
-    ("method", "method", "{}"),
-    ("lam", "lambda", "{:.3g}"),
-    ("test_accuracy_mean", "test_acc", "{:.4f}"),
-    ("test_accuracy_std", "acc_std", "{:.4f}"),
-    ("zero_weights_pct", "zero_w_%", "{:.1f}"),
-    ("dead_units_pct", "dead_units_%", "{:.1f}"),
-    ("seconds", "seconds", "{:.1f}"),
+# Summary columns: (column of `mean_over_seeds()`, printed name, scale).
+SUMMARY = (
+    ("lam", "lambda", 1.0),
+    ("test_accuracy_mean", "test_acc", 1.0),
+    ("test_accuracy_std", "acc_std", 1.0),
+    ("zero_weights_mean", "zero_w_%", 100.0),
+    ("dead_units_mean", "dead_units_%", 100.0),
+    ("seconds_mean", "seconds", 1.0),
 )
 
 
@@ -91,40 +95,111 @@ def _methods(text: str) -> list[str]:
 
 
 def _positive(text: str) -> int:
-  value = int(text)
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
   if value < 1:
     raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
   return value
 
 
+def _positive_float(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+  if not (np.isfinite(value) and value > 0):
+    raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+  return value
+
+
+def _seeds(text: str) -> int | list[int]:
+  """``N`` -> N seeds 0..N-1; ``a,b,...`` -> those seeds (as ``regjax.sweep``'s seeds)."""
+  try:
+    if "," in text:
+      return list(_rows.check_seeds([int(s) for s in text.split(",") if s.strip()]))
+    count = int(text)
+    _rows.check_seeds(count)
+    return count
+  except (TypeError, ValueError) as error:
+    raise argparse.ArgumentTypeError(
+        f"expected a count N (seeds 0..N-1) or a comma-separated list of distinct seeds, "
+        f"got {text!r} ({error})") from None
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+  """Keeps the description's layout and appends every option's default to its help."""
+
+  def _get_help_string(self, action: argparse.Action) -> str | None:
+    text = action.help or ""
+    if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+      text += " (default: %(default)s)"
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+  """Takes ``--grid -4:-2:3`` (a value that starts with ``-``) like ``--grid=-4:-2:3``."""
+
+  def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+    joined: list[str] = []
+    for arg in sys.argv[1:] if args is None else args:
+      if joined and joined[-1] == "--grid" and arg.startswith("-"):
+        joined[-1] = f"--grid={arg}"
+      else:
+        joined.append(arg)
+    return super().parse_known_args(joined, namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="regjax", description=__doc__.splitlines()[0])
+  parser = _Parser(prog="regjax", description=__doc__.splitlines()[0])
   commands = parser.add_subparsers(dest="command", required=True)
   run = commands.add_parser(
       "sweep", help="train a λ grid for several methods and report accuracy vs sparsity",
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  run.add_argument("--methods", type=_methods, default=list(METHODS),
+      description=__doc__, formatter_class=_HelpFormatter)
+  run.add_argument("--methods", type=_methods, default=",".join(METHODS),
                    help="comma-separated subset of: " + ", ".join(
                        f"{k} ({m.description})" for k, m in METHODS.items()))
+  ranges = ", ".join(f"{k} {m.log10_range[0]:g}:{m.log10_range[1]:g}:12"
+                     for k, m in METHODS.items())
   run.add_argument("--grid", type=_log_range, default=None, metavar="LOW:HIGH:N",
                    help="λ = logspace(LOW, HIGH, N) for every method "
-                        "(default: 12 points over each method's own range)")
+                        f"(default: each method's own range: {ranges})")
   run.add_argument("--steps", type=_positive, default=1000, help="Adam steps per model")
-  run.add_argument("--seeds", type=_positive, default=2, help="seeds per λ (0..N-1)")
+  run.add_argument("--seeds", type=_seeds, default=2,
+                   help="N for the seeds 0..N-1, or a comma-separated list of seeds "
+                        "(as `seeds` of regjax.sweep)")
   run.add_argument("--width", type=_positive, default=64, help="hidden units per layer")
   run.add_argument("--depth", type=_positive, default=2, help="hidden layers")
-  run.add_argument("--batch-size", type=_positive, default=128, help="examples per step")
-  run.add_argument("--learning-rate", type=float, default=1e-2, help="Adam learning rate")
+  run.add_argument("--batch-size", type=_positive, default=128,
+                   help="examples per step, at most the training examples")
+  run.add_argument("--learning-rate", type=_positive_float, default=1e-2,
+                   help="Adam learning rate")
   run.add_argument("--out", type=pathlib.Path, default=pathlib.Path("regjax-out"),
-                   help="output folder for sweep.csv, sweep.png and checkpoints")
+                   help="output folder for sweep.csv (mean over seeds), rows.csv (every "
+                        "seed), sweep.png and checkpoints/")
   run.add_argument("--segments", type=_positive, default=4,
                    help="training is saved to --out/checkpoints after each of this many "
-                        "equal segments of --steps")
+                        "equal segments of --steps, which it must divide")
   run.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoints in --out (same arguments), "
-                        "bit-identical to an uninterrupted run")
+                   help="continue from the checkpoints in --out (same arguments, else an "
+                        "error names the one that differs), bit-identical to an "
+                        "uninterrupted run")
   run.add_argument("--no-progress", action="store_true", help="hide progress bars")
   return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+  """Parses and checks the command line; bad values exit with an argparse error."""
+  parser = build_parser()
+  args = parser.parse_args(["sweep"] if argv is None and len(sys.argv) == 1 else argv)
+  n_train = len(data.load_digits("train").labels)
+  if args.batch_size > n_train:
+    parser.error(f"argument --batch-size: {args.batch_size} exceeds the {n_train} training "
+                 "examples of the digits")
+  if args.steps % args.segments:
+    parser.error(f"argument --segments: {args.segments} must divide --steps {args.steps}")
+  return args
 
 
 def _trainer(method: Method, args: argparse.Namespace) -> regjax_nnx.Trainer:
@@ -138,15 +213,15 @@ def _trainer(method: Method, args: argparse.Namespace) -> regjax_nnx.Trainer:
 
 def run_sweep(args: argparse.Namespace) -> _results.SweepResult:
   """Runs every method's sweep; returns the per-seed rows of all methods."""
-  if args.steps % args.segments:
-    raise SystemExit(f"--steps {args.steps} must be a multiple of --segments {args.segments}")
   results = {}
   for name in args.methods:
     method = METHODS[name]
     low, high, count = args.grid or (*method.log10_range, 12)
     grid = _sweep.grid(lam=np.logspace(low, high, count))
+    settings = {"method": name, "learning_rate": args.learning_rate, "width": args.width,
+                "depth": args.depth}
     result = checkpoint.resumable_sweep(
-        _trainer(method, args), grid, seeds=tuple(range(args.seeds)),
+        _trainer(method, args), grid, seeds=args.seeds, settings=settings,
         directory=args.out / "checkpoints" / name, segments=args.segments,
         resume=args.resume, progress=not args.no_progress, desc=name)
     columns = {column: result[column] for column in result.columns}
@@ -157,65 +232,58 @@ def run_sweep(args: argparse.Namespace) -> _results.SweepResult:
 
 
 def summarize(rows: _results.SweepResult) -> _results.SweepResult:
-  """Mean over seeds, percentages, and the wall time of each method's sweep."""
+  """Mean over seeds per method and λ, in percent where named so, with wall times."""
   means = rows.mean_over_seeds()
-  columns = {name: means[name] for name in ("method", "lam", "test_accuracy_mean",
-                                            "test_accuracy_std")}
-  columns["zero_weights_pct"] = 100 * means["zero_weights_mean"]
-  columns["dead_units_pct"] = 100 * means["dead_units_mean"]
-  columns["seconds"] = means["seconds_mean"]
+  columns = {"method": means["method"]}
+  columns.update({title: scale * means[name] for name, title, scale in SUMMARY})
   columns["failed"] = means["failed"]
-  return _results.SweepResult(columns, hparams=("method", "lam"), wall_time=rows.wall_time)
+  return _results.SweepResult(columns, hparams=("method", "lambda"), wall_time=rows.wall_time)
 
 
-def format_table(summary: _results.SweepResult) -> str:
-  header = [title for _, title, _ in TABLE]
-  body = [[fmt.format(record[key]) for key, _, fmt in TABLE]
-          for record in summary.to_records()]
-  widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-  lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w)
-                     for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
-           for row in [header, *body]]
-  lines.insert(1, "  ".join("-" * w for w in widths))
-  return "\n".join(lines)
-
-
-def write_outputs(summary: _results.SweepResult, out: pathlib.Path) -> tuple[pathlib.Path, ...]:
-  out.mkdir(parents=True, exist_ok=True)
-  csv_path = out / "sweep.csv"
-  with open(csv_path, "w") as handle:
-    handle.write(",".join(title for _, title, _ in TABLE) + "\n")
-    for record in summary.to_records():
-      handle.write(",".join(fmt.format(record[key]) for key, _, fmt in TABLE) + "\n")
-  png_path = out / "sweep.png"
+def _plot_sweep(summary: _results.SweepResult, path: pathlib.Path) -> pathlib.Path | None:
+  """Held-out accuracy against the share of exact-zero weights, one line per method."""
   try:
-    figure = summary.plot(x="zero_weights_pct", y="test_accuracy_mean", hue="method",
-                          logx=False, title="digits MLP: held-out accuracy vs sparsity")
+    figure = summary.plot(x="zero_w_%", y="test_acc", hue="method", logx=False,
+                          title="digits MLP: held-out accuracy vs sparsity")
   except ImportError:
-    print("matplotlib is not installed (pip install 'regjax[plots]'): no sweep.png",
+    print(f"matplotlib is not installed (pip install 'regjax[plots]'): no {path.name}",
           file=sys.stderr)
-    return (csv_path,)
+    return None
   axes = figure.axes[0]
   axes.set_xlabel("exact-zero weights (%)")
   axes.set_ylabel("held-out accuracy (mean over seeds)")
-  figure.savefig(png_path, dpi=120)
-  return csv_path, png_path
+  figure.savefig(path, dpi=120)
+  return path
+
+
+def write_outputs(rows: _results.SweepResult, summary: _results.SweepResult,
+                  out: pathlib.Path) -> tuple[pathlib.Path, ...]:
+  """Writes sweep.csv (the printed summary), rows.csv (every seed) and the figures."""
+  out.mkdir(parents=True, exist_ok=True)
+  paths = [summary.to_csv(out / "sweep.csv"), rows.to_csv(out / "rows.csv")]
+  figures = [_plot_sweep(summary, out / "sweep.png")]
+  return tuple(paths + [path for path in figures if path is not None])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  args = build_parser().parse_args(["sweep"] if argv is None and len(sys.argv) == 1
-                                   else argv)
+  args = parse_args(argv)
   start = time.perf_counter()
   device = jax.devices()[0]
+  n_seeds = args.seeds if isinstance(args.seeds, int) else len(args.seeds)
   print(f"regjax sweep on {device.platform} ({device.device_kind}, {jax.device_count()} "
         f"device(s)), {platform.processor() or platform.machine()}; jax {jax.__version__}")
-  print(f"methods: {', '.join(args.methods)}; {args.steps} steps, {args.seeds} seed(s), "
+  print(f"methods: {', '.join(args.methods)}; {args.steps} steps, {n_seeds} seed(s), "
         f"MLP 64-{'-'.join([str(args.width)] * args.depth)}-10 on the 8x8 digits "
         f"({len(data.load_digits('train').labels)} train / "
         f"{len(data.load_digits('test').labels)} test)")
-  summary = summarize(run_sweep(args))
-  print(format_table(summary))
-  paths = write_outputs(summary, args.out)
+  try:
+    rows = run_sweep(args)
+  except checkpoint.CheckpointError as error:
+    print(f"regjax sweep: error: {error}", file=sys.stderr)
+    return 2
+  summary = summarize(rows)
+  print(summary.to_table())
+  paths = write_outputs(rows, summary, args.out)
   print(f"wrote {', '.join(str(p) for p in paths)}; total wall time "
         f"{time.perf_counter() - start:.1f} s")
   failed = int(np.sum(summary["failed"]))
@@ -226,4 +294,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
   raise SystemExit(main())
-

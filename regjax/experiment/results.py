@@ -151,6 +151,21 @@ class SweepResult:
       writer.writerows(self.to_records())
     return path
 
+  def to_pandas(self) -> Any:
+    """The rows as a ``pandas.DataFrame`` with the same columns, in order.
+
+    For grouping, pivoting or joining beyond :meth:`mean_over_seeds`, :meth:`best` and
+    :meth:`filter`, use pandas rather than this class. Needs pandas (the ``pandas``
+    extra). Columns with one array per row (e.g. curves) become object columns.
+    """
+    try:
+      import pandas
+    except ImportError as error:
+      raise ImportError("`to_pandas` needs pandas: pip install 'regjax[pandas]'.") from error
+    return pandas.DataFrame(
+        {name: list(values) if values.ndim > 1 else values.copy()
+         for name, values in self._data.items()})
+
   @classmethod
   def from_csv(cls, path: str | pathlib.Path) -> SweepResult:
     """Reads a CSV written by :meth:`to_csv`.

@@ -7,7 +7,7 @@ A sweep trains one configuration per grid point and seed with a user function
   def train(hparams: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
     ...  # hparams["l1"] is a traced float scalar; return scalar metrics
 
-  result = regjax.sweep(train, regjax.grid(l1=jnp.logspace(-5, -2, 16)), seeds=(0, 1, 2))
+  result = regjax.sweep(train, regjax.grid(l1=jnp.logspace(-5, -2, 16)), seeds=3)
   print(result.mean_over_seeds())
 
 How it runs:
@@ -22,17 +22,15 @@ How it runs:
   compiled program is kept (the last few, keyed by the ``fn`` object itself, the axis
   names, the chunk shape and the mesh), so calling ``sweep`` again with the same ``fn``
   and a grid of the same size neither traces nor compiles; ``fn``'s closed-over values
-  are read once, when it is traced. With
+  are read once, when it is traced.
+* The rows are laid out by :mod:`regjax.experiment.rows`: sharded over the devices of
+  ``mesh`` (by default a 1-D mesh ``"grid"`` over ``jax.local_devices()``) with a
+  ``NamedSharding``, and cut into equal chunks, a multiple of the device count, whose
+  last one is padded by repeating the last row (padded rows are dropped). With
   ``chunk_size=None`` the whole grid is one chunk unless XLA's memory estimate for it
-  (``compiled.memory_analysis()``) exceeds 90% of the free device memory
-  (``device.memory_stats()``); then the rows are split into the fewest equal chunks
-  that fit, assuming memory grows linearly with rows. On backends that report neither
-  (CPU), the grid is one chunk. The last chunk is padded by repeating the last row, so
-  every chunk has one shape and one compilation; padded rows are dropped.
-* The row axis is sharded over the devices of ``mesh`` (by default a 1-D mesh named
-  ``"grid"`` over ``jax.local_devices()``) with a ``NamedSharding``; a chunk is padded to
-  a multiple of the device count. Rows are independent, so the compiled program has no
-  cross-device communication; with one device it is the plain vmapped program.
+  exceeds 90% of the free device memory; backends that report neither (CPU) get one
+  chunk. Rows are independent, so the compiled program has no cross-device
+  communication; with one device it is the plain vmapped program.
 * Multi-host: call ``jax.distributed.initialize()`` in every process, build a global
   mesh, e.g. ``Mesh(np.array(jax.devices()), ("grid",))``, and call ``sweep`` with the
   same arguments in every process. Each process feeds its own devices' rows, and every
@@ -46,7 +44,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import math
 import numbers
 import sys
 import threading
@@ -57,14 +54,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding
 
 from regjax import _checks
 from regjax.experiment import results as _results
+from regjax.experiment import rows as _rows
 from regjax.experiment.results import SweepResult
 
-# Share of the free device memory a chunk may use; XLA's estimate is not exact.
-_MEMORY_HEADROOM = 0.9
 # Whether `progress_callback` stages its callback; `sweep(progress=False)` clears it
 # while it traces the user's function.
 _STEP_PROGRESS = True
@@ -298,7 +294,7 @@ def progress_callback(
     raise ValueError(f"`total_steps` must be >= 1, got {total_steps}.")
   if every is None:
     every = max(1, int(total_steps) // 20)
-  _check_positive_int("every", every)
+  _rows.check_positive_int("every", every)
   if not enabled or not _STEP_PROGRESS:
     return
   reporter = _StepReporter(int(total_steps), desc)
@@ -318,96 +314,6 @@ def _step_progress(enabled: bool) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------- the engine
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-  if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-    raise TypeError(f"`{name}` must be a positive int, got {value!r}.")
-  if value < 1:
-    raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
-
-
-def _check_seeds(seeds: Any) -> tuple[int, ...]:
-  if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-    seeds = (seeds,)
-  if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)):
-    raise TypeError(f"`seeds` must be an int or a sequence of ints, got {seeds!r}.")
-  seeds = tuple(seeds)
-  if not seeds:
-    raise ValueError("`seeds` is empty; pass at least one seed, e.g. `seeds=(0,)`.")
-  for seed in seeds:
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, (bool, np.bool_)):
-      raise TypeError(f"`seeds` must hold ints, got {seed!r}.")
-    if not 0 <= seed < 2**32:
-      raise ValueError(f"`seeds` must hold ints in [0, 2**32), got {seed}.")
-  if len(set(seeds)) != len(seeds):
-    raise ValueError(f"`seeds` must be distinct, got {seeds}.")
-  return tuple(int(s) for s in seeds)
-
-
-def _resolve_mesh(mesh: Mesh | None) -> Mesh:
-  if mesh is None:
-    return Mesh(np.array(jax.local_devices()), ("grid",))
-  if not isinstance(mesh, Mesh):
-    raise TypeError(f"`mesh` must be a jax.sharding.Mesh or None, got {type(mesh).__name__}.")
-  return mesh
-
-
-def _put_on_mesh(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
-  """Places a host array, each process filling its own devices (works multi-host)."""
-  return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
-
-
-def _to_host(array: jax.Array) -> np.ndarray:
-  if array.is_fully_addressable:
-    return np.asarray(array)
-  from jax.experimental import multihost_utils
-
-  return np.asarray(multihost_utils.process_allgather(array, tiled=True))
-
-
-def _estimated_bytes(compiled: Any) -> int | None:
-  """XLA's per-device memory estimate for one execution, or None if not reported."""
-  try:
-    stats = compiled.memory_analysis()
-  except Exception:  # noqa: BLE001 - backends differ in what they raise when unsupported.
-    return None
-  if stats is None:
-    return None
-  return int(
-      stats.temp_size_in_bytes
-      + stats.argument_size_in_bytes
-      + stats.output_size_in_bytes
-      - stats.alias_size_in_bytes
-  )
-
-
-def _free_bytes(devices: Sequence[Any]) -> int | None:
-  """The smallest free memory among ``devices``, or None if one does not report it."""
-  free = []
-  for device in devices:
-    try:
-      stats = device.memory_stats()
-    except Exception:  # noqa: BLE001 - e.g. NotImplementedError or a runtime error.
-      return None
-    if not stats or "bytes_limit" not in stats:
-      return None
-    free.append(int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)))
-  return min(free) if free else None
-
-
-def _rows_that_fit(estimate: int, free: int, rows_per_device: int) -> int:
-  """Rows per device per chunk so that a chunk fits ``_MEMORY_HEADROOM * free`` bytes.
-
-  Memory is taken to grow linearly with rows; the rows are then spread evenly over the
-  fewest chunks, so padding stays small.
-  """
-  budget = _MEMORY_HEADROOM * free
-  if estimate <= budget:
-    return rows_per_device
-  fit = max(1, int(budget // (estimate / rows_per_device)))
-  n_chunks = math.ceil(rows_per_device / fit)
-  return math.ceil(rows_per_device / n_chunks)
 
 
 def _check_metrics(out_info: Any, hparam_names: Sequence[str]) -> None:
@@ -479,7 +385,7 @@ def sweep(
     fn: Callable[[dict[str, jax.Array], jax.Array], Mapping[str, jax.Array]],
     grid: Grid | Mapping[str, Any],
     *,
-    seeds: int | Sequence[int] = (0,),
+    seeds: int | Sequence[int] = 1,
     chunk_size: int | None = None,
     mesh: Mesh | None = None,
     progress: bool = True,
@@ -499,7 +405,8 @@ def sweep(
       traced float scalar, ``key`` is a typed PRNG key. It is traced once per chunk
       shape, so it must be jittable and must not branch in Python on hyperparameters.
     grid: a :class:`Grid`, or a mapping name -> values taken as ``grid(**mapping)``.
-    seeds: one seed or distinct seeds in ``[0, 2**32)``; rows = points x seeds.
+    seeds: an int ``n`` for the seeds ``0..n-1``, or a sequence of distinct seeds in
+      ``[0, 2**32)`` (``[3]`` is seed 3 alone); rows = points x seeds.
     chunk_size: rows per compiled call (rounded up to a multiple of the device count);
       None sizes chunks from the memory estimate (one chunk when it fits or is unknown).
     mesh: devices to shard the rows over (all its axes together); None uses a 1-D mesh
@@ -519,51 +426,22 @@ def sweep(
     grid = _cartesian(grid)
   if not isinstance(grid, Grid):
     raise TypeError(f"`grid` must be a Grid or a mapping of axes, got {type(grid).__name__}.")
-  seeds = _check_seeds(seeds)
-  if chunk_size is not None:
-    _check_positive_int("chunk_size", chunk_size)
-  mesh = _resolve_mesh(mesh)
-  sharding = NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
-  n_shards = mesh.devices.size
-
-  hparams, seed_column = flat_rows(grid, seeds)
-  n_rows = len(seed_column)
+  plan = _rows.plan_rows(grid.names, grid.points, seeds, mesh)
   float_dtype = jnp.result_type(float)
+  order: tuple[str, ...] = ()
 
-  def compile_rows(rows: int) -> tuple[Any, tuple[str, ...]]:
-    return _compiled_program(fn, grid.names, rows, float_dtype, sharding, progress)
+  def compile_rows(rows: int) -> Any:
+    nonlocal order
+    compiled, order = _compiled_program(
+        fn, grid.names, rows, float_dtype, plan.sharding, progress)
+    return compiled
 
-  if chunk_size is None:
-    rows_per_device = math.ceil(n_rows / n_shards)
-    compiled, metric_order = compile_rows(rows_per_device * n_shards)
-    estimate = _estimated_bytes(compiled)
-    local = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
-    free = _free_bytes(local)
-    if estimate is not None and free is not None:
-      fit = _rows_that_fit(estimate, free, rows_per_device)
-      if fit < rows_per_device:
-        rows_per_device = fit
-        compiled, metric_order = compile_rows(rows_per_device * n_shards)
-  else:
-    rows_per_device = math.ceil(min(chunk_size, n_rows) / n_shards)
-    compiled, metric_order = compile_rows(rows_per_device * n_shards)
-  chunk = rows_per_device * n_shards
-  n_chunks = math.ceil(n_rows / chunk)
-  # Padding repeats the last row: real hyperparameters, so no spurious failures.
-  index = np.minimum(np.arange(n_chunks * chunk), n_rows - 1)
-
-  bar = _make_bar(n_chunks, desc or "sweep", unit="chunk") if progress else None
-  pieces: list[dict[str, np.ndarray]] = []
+  plan, compiled = _rows.fit_chunks(plan, chunk_size, compile_rows)
+  bar = _make_bar(plan.n_chunks, desc or "sweep", unit="chunk") if progress else None
+  pieces = []
   try:
-    for i in range(n_chunks):
-      rows = index[i * chunk : (i + 1) * chunk]
-      chunk_hparams = {
-          name: _put_on_mesh(values[rows].astype(float_dtype), sharding)
-          for name, values in hparams.items()
-      }
-      chunk_seeds = _put_on_mesh(seed_column[rows].astype(np.uint32), sharding)
-      out = compiled(chunk_hparams, chunk_seeds)
-      pieces.append({name: _to_host(values) for name, values in out.items()})
+    for i in range(plan.n_chunks):
+      pieces.append(compiled(*plan.inputs(i)))
       if bar is not None:
         bar.update(1)
   finally:
@@ -571,35 +449,6 @@ def sweep(
       bar.close()
   if progress:
     jax.effects_barrier()  # flush `progress_callback` reports before returning
-
-  names = metric_order or sorted(pieces[0])
-  metrics = {name: np.concatenate([p[name] for p in pieces])[:n_rows] for name in names}
-  return build_result(grid, hparams, seed_column, metrics, time.perf_counter() - start, chunk)
-
-
-def flat_rows(grid: Grid, seeds: tuple[int, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-  """The flattened rows ``(point, seed)``, point-major: hparam columns and seed column."""
-  hparams = {name: np.repeat(v, len(seeds)) for name, v in grid.points.items()}
-  return hparams, np.tile(np.asarray(seeds, dtype=np.int64), len(grid))
-
-
-def build_result(
-    grid: Grid,
-    hparams: Mapping[str, np.ndarray],
-    seed_column: np.ndarray,
-    metrics: Mapping[str, np.ndarray],
-    wall_time: float,
-    chunk: int | None,
-) -> SweepResult:
-  """A :class:`SweepResult` with ``failed`` marking non-finite metrics or a ``failed_step``."""
-  failed = np.zeros(len(seed_column), dtype=bool)
-  for values in metrics.values():
-    if np.issubdtype(values.dtype, np.inexact):
-      failed |= ~np.isfinite(values)
-  if "failed_step" in metrics:
-    failed |= metrics["failed_step"] >= 0
-  columns = {**hparams, "seed": seed_column, **metrics, "failed": failed}
-  return SweepResult(
-      columns, hparams=grid.names, metrics=list(metrics), wall_time=wall_time, chunk_size=chunk)
-
-
+  metrics = plan.gather(pieces)
+  metrics = {name: metrics[name] for name in order or sorted(metrics)}
+  return plan.result(metrics, time.perf_counter() - start)
