@@ -85,6 +85,11 @@ def _show(array: np.ndarray) -> str:
   return f"an array of shape {array.shape} (min {array.min()!r}, max {array.max()!r})"
 
 
+def float_dtype(dtype: Any) -> Any:
+  """Float type to compute in: at least float32, float64 when the data is (x64 on)."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 def check_choice(name: str, value: Any, allowed: Iterable[str]) -> None:
   """Raise ``ValueError`` unless ``value`` is one of ``allowed``."""
   allowed = tuple(allowed)

@@ -49,6 +49,12 @@ def by_path(pattern: str, *, matrices_only: bool = False) -> Callable[[Any], Any
 
   Returns:
     ``params -> tree of bools``, usable as any transform's ``mask``.
+
+  Examples:
+    >>> import jax.numpy as jnp, regjax
+    >>> mask = regjax.by_path("kernel$")
+    >>> mask({"dense": {"kernel": jnp.ones((2, 2)), "bias": jnp.zeros(2)}})
+    {'dense': {'bias': False, 'kernel': True}}
   """
   regex = _compile("pattern", pattern)
 
@@ -92,6 +98,18 @@ def per_layer(
   Raises:
     ValueError: a pattern matches no leaf (likely a typo), or a strength is negative
       or not finite.
+
+  Examples:
+    >>> import jax.numpy as jnp, regjax
+    >>> params = {"encoder": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)},
+    ...           "head": {"kernel": jnp.ones((2, 1))}}
+    >>> strengths = regjax.per_layer(params, {"encoder/kernel": 1e-3, "head": 1e-2})
+    >>> strengths["encoder"]["bias"] is None, float(strengths["head"]["kernel"])
+    (True, 0.009999999776482582)
+
+    With Flax NNX, build it from ``nnx.state(model, nnx.Param)`` (or
+    ``nnx.to_pure_dict`` of it) and pass it to the optimizer given to
+    ``nnx.Optimizer(model, tx, wrt=nnx.Param)``: strengths are matched by path.
   """
   if not isinstance(table, Mapping) or not table:
     raise ValueError(f"`table` must be a non-empty mapping regex -> strength, got {table!r}.")

@@ -79,6 +79,19 @@ def prox_adam(
   Returns:
     An ``optax.GradientTransformation``.
 
+  Examples:
+    One step from ``w`` with gradient 0.2: Adam moves each weight by ``lr = 0.1``, then
+    the threshold ``lr * strength / sqrt(v) = 0.1 * 0.5 / 0.2 = 0.25`` sets the small
+    weight to exactly zero.
+
+    >>> import jax.numpy as jnp, optax, regjax
+    >>> tx = regjax.prox_adam(learning_rate=0.1, strength=0.5)
+    >>> params = {"w": jnp.array([1.0, 0.01])}
+    >>> grads = {"w": jnp.array([0.2, 0.2])}
+    >>> updates, _ = tx.update(grads, tx.init(params), params)
+    >>> optax.apply_updates(params, updates)["w"].round(4)  # 0.65 up to Adam's eps
+    Array([0.65, 0.  ], dtype=float32)
+
   References:
     Yun, Lozano & Yang, NeurIPS 2021.
   """
@@ -115,6 +128,24 @@ def adamw(
 
   Returns:
     An ``optax.GradientTransformation``.
+
+  Examples:
+    Per-layer weight decay, and ``optax.inject_hyperparams`` to change it mid-training.
+
+    >>> import jax, jax.numpy as jnp, optax, regjax
+    >>> params = {"encoder": {"kernel": jnp.ones((2, 2))}, "head": {"kernel": jnp.ones((2, 1))}}
+    >>> decay = regjax.per_layer(params, {"encoder": 0.5, "head": 0.0})
+    >>> tx = regjax.adamw(learning_rate=0.1, weight_decay=decay)
+    >>> zero = jax.tree.map(jnp.zeros_like, params)
+    >>> updates, _ = tx.update(zero, tx.init(params), params)
+    >>> float(updates["encoder"]["kernel"][0, 0]), bool(updates["head"]["kernel"][0, 0] == 0)
+    (-0.05000000074505806, True)
+    >>> tx = optax.inject_hyperparams(regjax.adamw)(learning_rate=0.1, weight_decay=0.5)
+    >>> state = tx.init(params)
+    >>> state.hyperparams["weight_decay"] = jnp.asarray(0.0)  # switch decay off
+    >>> updates, state = tx.update(zero, state, params)
+    >>> bool(updates["encoder"]["kernel"][0, 0] == 0)
+    True
 
   References:
     Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019.

@@ -147,6 +147,16 @@ def proximal(
   Returns:
     An ``optax.GradientTransformation`` with state :class:`ScheduleState`.
 
+  Examples:
+    Proximal gradient descent (ISTA): the L1 prox after an SGD step.
+
+    >>> import jax.numpy as jnp, optax, regjax
+    >>> tx = optax.chain(optax.sgd(0.1), regjax.proximal(regjax.prox.l1, 1.0, 0.1))
+    >>> params = jnp.array([0.05, -2.0])
+    >>> updates, _ = tx.update(jnp.zeros(2), tx.init(params), params)
+    >>> optax.apply_updates(params, updates)  # threshold 0.1 * 1.0
+    Array([ 0. , -1.9], dtype=float32)
+
   References:
     Parikh & Boyd, "Proximal Algorithms", 2014, §4.2.
   """
@@ -282,6 +292,18 @@ def decoupled_weight_decay(
 
   Returns:
     An ``optax.GradientTransformation`` with state :class:`ScheduleState`.
+
+  Examples:
+    Independent of the learning rate: with a zero step, kernels shrink by ``1 - rate``
+    and biases (1-D) are left alone by the default mask.
+
+    >>> import jax, jax.numpy as jnp, optax, regjax
+    >>> tx = regjax.decoupled_weight_decay(0.1)
+    >>> params = {"kernel": jnp.full((1, 2), 2.0), "bias": jnp.ones(2)}
+    >>> zero = jax.tree.map(jnp.zeros_like, params)
+    >>> updates, _ = tx.update(zero, tx.init(params), params)
+    >>> optax.apply_updates(params, updates)
+    {'bias': Array([1., 1.], dtype=float32), 'kernel': Array([[1.8, 1.8]], dtype=float32)}
 
   References:
     Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019;
@@ -478,6 +500,14 @@ def project(
 
   Returns:
     An ``optax.GradientTransformation`` with ``optax.EmptyState``.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax, regjax
+    >>> tx = regjax.project(optax.projections.projection_non_negative)
+    >>> params = jnp.array([0.5, 0.25])
+    >>> updates, _ = tx.update(jnp.array([-1.0, 0.5]), tx.init(params), params)
+    >>> optax.apply_updates(params, updates)
+    Array([0.  , 0.75], dtype=float32)
 
   References:
     Projected gradient descent; Absil, Mahony & Sepulchre, 2008, for retractions.

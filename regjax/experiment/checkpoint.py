@@ -27,6 +27,7 @@ import numpy as np
 from flax import serialization
 from jax.sharding import NamedSharding, PartitionSpec
 
+from regjax import _checks
 from regjax.experiment import results as _results
 from regjax.experiment import sweeps as _sweep
 from regjax.experiment.trainer import Trainer, TrainState
@@ -85,7 +86,8 @@ def resumable_sweep(
   """
   start = time.perf_counter()
   seeds = _sweep._check_seeds(seeds)
-  if not isinstance(segments, int) or segments < 1 or trainer.steps % segments:
+  _checks.check_int("segments", segments)
+  if trainer.steps % segments:
     raise ValueError(f"`segments` must be a positive int dividing steps={trainer.steps}, "
                      f"got {segments!r}.")
   directory = pathlib.Path(directory)

@@ -292,13 +292,10 @@ def progress_callback(
     enabled: ``False`` stages nothing (no cost). ``sweep(..., progress=False)`` also
       switches it off while it traces ``fn``.
   """
-  if not isinstance(total_steps, numbers.Integral) or isinstance(total_steps, bool):
-    raise TypeError(f"`total_steps` must be a Python int, got {total_steps!r}.")
-  if total_steps < 1:
-    raise ValueError(f"`total_steps` must be >= 1, got {total_steps}.")
+  total_steps = _checks.check_int("total_steps", total_steps)
   if every is None:
     every = max(1, int(total_steps) // 20)
-  _check_positive_int("every", every)
+  _checks.check_int("every", every)
   if not enabled or not _STEP_PROGRESS:
     return
   reporter = _StepReporter(int(total_steps), desc)
@@ -318,13 +315,6 @@ def _step_progress(enabled: bool) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------- the engine
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-  if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-    raise TypeError(f"`{name}` must be a positive int, got {value!r}.")
-  if value < 1:
-    raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
 
 
 def _check_seeds(seeds: Any) -> tuple[int, ...]:
@@ -521,7 +511,7 @@ def sweep(
     raise TypeError(f"`grid` must be a Grid or a mapping of axes, got {type(grid).__name__}.")
   seeds = _check_seeds(seeds)
   if chunk_size is not None:
-    _check_positive_int("chunk_size", chunk_size)
+    _checks.check_int("chunk_size", chunk_size)
   mesh = _resolve_mesh(mesh)
   sharding = NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
   n_shards = mesh.devices.size
