@@ -13,10 +13,8 @@ says where it goes:
 Strengths and learning rates are ``float``, JAX scalars (traced values are fine, which is
 what lets ``jax.vmap`` train a grid of strengths), Optax schedules ``step -> value``, or,
 for strengths, a pytree with one value per parameter leaf (per-layer λ, see
-:func:`regjax.masks.per_layer`). Concrete values are checked when the transform is built;
-traced values cannot be, and a negative or NaN traced strength yields NaN or meaningless
-parameters. Schedules are evaluated at the transform's own step counter, starting at 0,
-like Optax's.
+:func:`regjax.masks.per_layer`). Schedules are evaluated at the transform's own step
+counter, starting at 0, like Optax's.
 
 Strength trees and masks are matched to the parameters by path (``layers/0/kernel``),
 whatever the containers: an ``nnx.State`` of ``nnx.Param`` wrappers, its raw arrays,
@@ -105,11 +103,7 @@ def _transform(init_fn: Callable[..., Any], update_fn: Callable[..., Any],
   transform = optax.GradientTransformationExtraArgs(init_fn, update_fn)
   if mask is None:
     return transform
-  return optax.masked(transform, functools.partial(_resolved_mask, mask))
-
-
-def _resolved_mask(mask: Any, tree: Any) -> Any:
-  return _trees.resolve_mask(mask, tree)
+  return optax.masked(transform, functools.partial(_trees.resolve_mask, mask))
 
 
 def _leafwise(fn: Callable[..., Any], updates: Any, *trees: Any) -> Any:

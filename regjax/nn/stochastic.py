@@ -199,7 +199,7 @@ def drop_path(key: jax.Array, branch: jax.typing.ArrayLike,
     ECCV 2016.
   """
   _check_scalar_in_range("survival_prob", survival_prob, low_inclusive=False, high=1.0,
-              high_inclusive=True)
+                         high_inclusive=True)
   branch = jnp.asarray(branch)
   _check_floating("branch", branch)
   if branch.ndim < 1:
@@ -239,7 +239,7 @@ def linear_survival_schedule(num_blocks: int,
   """
   num_blocks = _checks.check_int("num_blocks", num_blocks)
   _check_scalar_in_range("final_survival", final_survival, low_inclusive=False, high=1.0,
-              high_inclusive=True)
+                         high_inclusive=True)
   dtype = _checks.float_dtype(jnp.result_type(final_survival))
   depth = jnp.arange(1, num_blocks + 1, dtype=dtype) / num_blocks
   return 1.0 - depth * (1.0 - jnp.asarray(final_survival, dtype))
@@ -266,7 +266,7 @@ class DropPath(StochasticModule):
   def __init__(self, survival_prob: float, *, deterministic: bool | None = False,
                rng_collection: str = "dropout", rngs: Any = None):
     _check_scalar_in_range("survival_prob", survival_prob, low_inclusive=False, high=1.0,
-                high_inclusive=True)
+                           high_inclusive=True)
     self.survival_prob = float(survival_prob)
     self._init_stochastic(deterministic, rngs, rng_collection)
 
