@@ -7,7 +7,8 @@ through unchecked; each public docstring says what happens to them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import numbers
+from collections.abc import Iterable
 from typing import Any
 
 import jax
@@ -84,6 +85,11 @@ def _show(array: np.ndarray) -> str:
   return f"an array of shape {array.shape} (min {array.min()!r}, max {array.max()!r})"
 
 
+def float_dtype(dtype: Any) -> Any:
+  """Float type to compute in: at least float32, float64 when the data is (x64 on)."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 def check_choice(name: str, value: Any, allowed: Iterable[str]) -> None:
   """Raise ``ValueError`` unless ``value`` is one of ``allowed``."""
   allowed = tuple(allowed)
@@ -114,28 +120,37 @@ def _is_schedule(value: Any) -> bool:
   return callable(value) and not isinstance(value, (jax.Array, np.ndarray))
 
 
-def has_schedule(value: Any) -> bool:
-  """Whether any leaf of ``value`` is a schedule."""
-  return any(_is_schedule(leaf) for leaf in jax.tree.leaves(value))
+def check_int(name: str, value: Any, *, low: int = 1, allow_traced: bool = False) -> Any:
+  """Raise unless ``value`` is an integer ``>= low``; return it as a Python int.
 
+  Accepted: a Python or NumPy integer, or an integer scalar array (not a bool). A traced
+  integer scalar is returned unchecked when ``allow_traced``, and rejected otherwise
+  (the value fixes a shape or a loop count, so it must be static).
 
-Schedule = Callable[[jax.Array], jax.Array]
+  Args:
+    name: the argument's name, used in the message.
+    value: the candidate.
+    low: the smallest allowed value.
+    allow_traced: accept a traced integer scalar (returned as is).
 
-
-def check_finite(name: str, tree: Any) -> None:
-  """Raise ``FloatingPointError`` if a concrete leaf of ``tree`` holds NaN or ±Inf.
-
-  Traced leaves (inside ``jit``/``vmap``) are skipped; there a sweep marks the grid point
-  failed instead (see :func:`regjax.sweep`).
+  Returns:
+    ``int(value)``, or ``value`` itself when it is traced.
   """
-  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-    if not is_concrete(leaf) or not hasattr(leaf, "dtype"):
-      continue
-    # NumPy, not jnp: under a trace jnp would stage the check even for a constant.
-    if jnp.issubdtype(leaf.dtype, jnp.inexact) and not np.all(
-        np.isfinite(np.asarray(leaf, np.float64))):
-      where = jax.tree_util.keystr(path) or "the array"
-      raise FloatingPointError(
-          f"`{name}` holds NaN or Inf at {where}; check the loss, the learning rate and the "
-          "strengths (a diverging run), or clip the gradients."
-      )
+  if isinstance(value, (bool, np.bool_)):
+    raise TypeError(f"`{name}` must be an int, got the bool {value!r}.")
+  dtype = getattr(value, "dtype", None)
+  if dtype is None and not isinstance(value, numbers.Integral):
+    raise TypeError(f"`{name}` must be an int, got {value!r}.")
+  if dtype is not None and (not np.issubdtype(dtype, np.integer) or np.ndim(value) != 0):
+    raise TypeError(f"`{name}` must be an int (an integer scalar), got {value!r}.")
+  if not is_concrete(value):
+    if allow_traced:
+      return value
+    raise TypeError(
+        f"`{name}` must be a static Python int, got a traced value; keep it out of "
+        "jit/vmap arguments (e.g. static_argnames, or static_args of inject_hyperparams)."
+    )
+  if int(value) < low:
+    bound = "a positive int (>= 1)" if low == 1 else f"an int >= {low}"
+    raise ValueError(f"`{name}` must be {bound}, got {int(value)!r}.")
+  return int(value)

@@ -1,8 +1,11 @@
 """Which leaves a transform touches, and per-layer strengths, from parameter paths.
 
-Masks follow Optax's convention: a pytree of bools with the parameters' structure, or a
-callable ``params -> that tree``. A leaf's *path* is its keys joined by ``/``, e.g.
-``layers/0/kernel`` for a Flax NNX MLP or ``Dense_0/kernel`` for Linen.
+Masks follow Optax's convention: a pytree of bools with the parameters' structure (or a
+prefix of it: one bool for a whole subtree), or a callable ``params -> that tree``.
+A leaf's *path* is its keys joined by ``/``, e.g. ``layers/0/kernel`` for a Flax NNX
+MLP (the same for an ``nnx.State`` of ``Param`` wrappers, its arrays, or
+``nnx.to_pure_dict``) or ``Dense_0/kernel`` for Linen. Masks and strength trees are
+matched to the parameters by these paths, whatever the containers.
 """
 
 from __future__ import annotations
@@ -20,8 +23,14 @@ matrices = _trees.matrices
 
 
 def path_of(key_path: tuple[Any, ...]) -> str:
-  """The ``/``-joined path of a leaf, from ``jax.tree_util`` key entries."""
-  return jax.tree_util.keystr(tuple(key_path), simple=True, separator="/")
+  """The ``/``-joined path of a leaf, from ``jax.tree_util`` key entries.
+
+  Examples:
+    >>> import jax
+    >>> [path_of(p) for p, _ in jax.tree_util.tree_leaves_with_path({"a": [1, 2]})]
+    ['a/0', 'a/1']
+  """
+  return "/".join(str(name) for name in _trees.path_names(tuple(key_path)))
 
 
 def paths(tree: Any) -> Any:
@@ -40,6 +49,12 @@ def by_path(pattern: str, *, matrices_only: bool = False) -> Callable[[Any], Any
 
   Returns:
     ``params -> tree of bools``, usable as any transform's ``mask``.
+
+  Examples:
+    >>> import jax.numpy as jnp, regjax
+    >>> mask = regjax.by_path("kernel$")
+    >>> mask({"dense": {"kernel": jnp.ones((2, 2)), "bias": jnp.zeros(2)}})
+    {'dense': {'bias': False, 'kernel': True}}
   """
   regex = _compile("pattern", pattern)
 
@@ -83,6 +98,18 @@ def per_layer(
   Raises:
     ValueError: a pattern matches no leaf (likely a typo), or a strength is negative
       or not finite.
+
+  Examples:
+    >>> import jax.numpy as jnp, regjax
+    >>> params = {"encoder": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)},
+    ...           "head": {"kernel": jnp.ones((2, 1))}}
+    >>> strengths = regjax.per_layer(params, {"encoder/kernel": 1e-3, "head": 1e-2})
+    >>> strengths["encoder"]["bias"] is None, float(strengths["head"]["kernel"])
+    (True, 0.009999999776482582)
+
+    With Flax NNX, build it from ``nnx.state(model, nnx.Param)`` (or
+    ``nnx.to_pure_dict`` of it) and pass it to the optimizer given to
+    ``nnx.Optimizer(model, tx, wrt=nnx.Param)``: strengths are matched by path.
   """
   if not isinstance(table, Mapping) or not table:
     raise ValueError(f"`table` must be a non-empty mapping regex -> strength, got {table!r}.")

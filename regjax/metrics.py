@@ -12,26 +12,18 @@ from regjax import _trees, masks, penalties
 from regjax.prox import Axis, _group_axes
 
 
-def _selected(tree: Any, mask: Any) -> list[jax.Array]:
-  selected = _trees.resolve_mask(mask, tree)
-  return [
-      leaf
-      for leaf, keep in zip(jax.tree.leaves(tree), jax.tree.leaves(selected), strict=True)
-      if keep
-  ]
-
-
 def zero_fraction(tree: Any, mask: Any = None) -> jax.Array:
   """Fraction of entries that are exactly 0.0 over the selected leaves.
 
   Args:
     tree: a pytree of arrays.
-    mask: Optax-style mask; None counts every leaf.
+    mask: Optax-style mask (tree of bools, prefix of one, or callable); None counts
+      every leaf.
 
   Returns:
     A float32 scalar in [0, 1] (0 when nothing is selected).
   """
-  leaves = _selected(tree, mask)
+  leaves = _trees.selected_leaves(mask, tree)
   zeros = sum((jnp.sum(leaf == 0) for leaf in leaves), jnp.zeros((), jnp.int32))
   total = sum(jnp.size(leaf) for leaf in leaves)
   return zeros.astype(jnp.float32) / max(total, 1)
@@ -59,7 +51,7 @@ def dead_unit_fraction(tree: Any, mask: Any = masks.matrices, axis: Axis = None)
   Returns:
     A float32 scalar in [0, 1].
   """
-  leaves = _selected(tree, mask)
+  leaves = _trees.selected_leaves(mask, tree)
   dead = sum((zero_groups(leaf, axis) for leaf in leaves), jnp.zeros((), jnp.int32))
   total = sum(
       jnp.size(leaf) // max(1, _group_size(leaf, axis)) for leaf in leaves

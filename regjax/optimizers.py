@@ -1,4 +1,10 @@
-"""Ready optimizers, one line for a user: proximal SGD and Adam, and AdamW with masks."""
+"""Ready optimizers, one line for a user: proximal SGD and Adam, and AdamW with masks.
+
+Every alias works with ``optax.inject_hyperparams``: no default is callable, so
+``optax.inject_hyperparams(regjax.prox_adam)(learning_rate=1e-3, strength=1e-4)`` exposes
+``learning_rate``, ``strength``, ``b1``, ... in ``state.hyperparams``. A ``prox_fn`` or a
+callable ``mask`` that you pass goes in ``static_args``.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,14 @@ import optax
 from regjax import prox, transforms
 
 
+def _or_l1(prox_fn: transforms.ProxFn | None) -> transforms.ProxFn:
+  return prox.l1 if prox_fn is None else prox_fn
+
+
 def prox_sgd(
     learning_rate: optax.ScalarOrSchedule,
     strength: Any,
-    prox_fn: transforms.ProxFn = prox.l1,
+    prox_fn: transforms.ProxFn | None = None,
     momentum: float | None = None,
     nesterov: bool = False,
     mask: Any = None,
@@ -24,7 +34,8 @@ def prox_sgd(
   Args:
     learning_rate: :math:`\eta_t`.
     strength: :math:`\lambda`; float, JAX scalar, schedule or per-leaf tree.
-    prox_fn: the prox of :math:`R`; default soft thresholding (L1).
+    prox_fn: the prox of :math:`R`; ``None`` (default) is soft thresholding,
+      :func:`regjax.prox.l1`.
     momentum: heavy-ball momentum, or None.
     nesterov: Nesterov momentum.
     mask: Optax mask of the leaves that get the prox.
@@ -37,14 +48,14 @@ def prox_sgd(
   """
   return optax.chain(
       optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov),
-      transforms.proximal(prox_fn, strength, learning_rate, mask=mask),
+      transforms.proximal(_or_l1(prox_fn), strength, learning_rate, mask=mask),
   )
 
 
 def prox_adam(
     learning_rate: optax.ScalarOrSchedule,
     strength: Any,
-    prox_fn: transforms.ProxFn = prox.l1,
+    prox_fn: transforms.ProxFn | None = None,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
@@ -58,7 +69,8 @@ def prox_adam(
   Args:
     learning_rate: :math:`\eta_t`.
     strength: :math:`\lambda`; float, JAX scalar, schedule or per-leaf tree.
-    prox_fn: a separable prox; default soft thresholding (L1).
+    prox_fn: a separable prox; ``None`` (default) is soft thresholding,
+      :func:`regjax.prox.l1`.
     b1: Adam's first-moment decay.
     b2: Adam's second-moment decay.
     eps: Adam's :math:`\epsilon`.
@@ -67,11 +79,24 @@ def prox_adam(
   Returns:
     An ``optax.GradientTransformation``.
 
+  Examples:
+    One step from ``w`` with gradient 0.2: Adam moves each weight by ``lr = 0.1``, then
+    the threshold ``lr * strength / sqrt(v) = 0.1 * 0.5 / 0.2 = 0.25`` sets the small
+    weight to exactly zero.
+
+    >>> import jax.numpy as jnp, optax, regjax
+    >>> tx = regjax.prox_adam(learning_rate=0.1, strength=0.5)
+    >>> params = {"w": jnp.array([1.0, 0.01])}
+    >>> grads = {"w": jnp.array([0.2, 0.2])}
+    >>> updates, _ = tx.update(grads, tx.init(params), params)
+    >>> optax.apply_updates(params, updates)["w"].round(4)  # 0.65 up to Adam's eps
+    Array([0.65, 0.  ], dtype=float32)
+
   References:
     Yun, Lozano & Yang, NeurIPS 2021.
   """
   return transforms.preconditioned_proximal(
-      prox_fn, strength, learning_rate, b1=b1, b2=b2, eps=eps, mask=mask
+      _or_l1(prox_fn), strength, learning_rate, b1=b1, b2=b2, eps=eps, mask=mask
   )
 
 
@@ -103,6 +128,24 @@ def adamw(
 
   Returns:
     An ``optax.GradientTransformation``.
+
+  Examples:
+    Per-layer weight decay, and ``optax.inject_hyperparams`` to change it mid-training.
+
+    >>> import jax, jax.numpy as jnp, optax, regjax
+    >>> params = {"encoder": {"kernel": jnp.ones((2, 2))}, "head": {"kernel": jnp.ones((2, 1))}}
+    >>> decay = regjax.per_layer(params, {"encoder": 0.5, "head": 0.0})
+    >>> tx = regjax.adamw(learning_rate=0.1, weight_decay=decay)
+    >>> zero = jax.tree.map(jnp.zeros_like, params)
+    >>> updates, _ = tx.update(zero, tx.init(params), params)
+    >>> float(updates["encoder"]["kernel"][0, 0]), bool(updates["head"]["kernel"][0, 0] == 0)
+    (-0.05000000074505806, True)
+    >>> tx = optax.inject_hyperparams(regjax.adamw)(learning_rate=0.1, weight_decay=0.5)
+    >>> state = tx.init(params)
+    >>> state.hyperparams["weight_decay"] = jnp.asarray(0.0)  # switch decay off
+    >>> updates, state = tx.update(zero, state, params)
+    >>> bool(updates["encoder"]["kernel"][0, 0] == 0)
+    True
 
   References:
     Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019.

@@ -328,16 +328,17 @@ def tree_penalty(
     penalty: a function ``array -> scalar`` (e.g. :func:`l1`, or
       ``functools.partial(soft_orthogonality, mode="columns")``).
     tree: a pytree of arrays (parameters or activations).
-    strength: a scalar (possibly traced) or a pytree matching ``tree`` with one scalar
-      per leaf; ``None`` leaves are skipped.
-    mask: Optax-style mask, a pytree of bools matching ``tree`` or a callable
-      ``tree -> mask``; ``None`` selects every leaf.
+    strength: a scalar (possibly traced) or a pytree with one scalar per leaf of
+      ``tree`` (matched by path, as :func:`regjax.per_layer` builds it); ``None`` leaves
+      are skipped. A traced negative or NaN strength gives NaN.
+    mask: Optax-style mask: a pytree of bools matching ``tree`` or a prefix of it, or a
+      callable ``tree -> mask``; ``None`` selects every leaf.
 
   Returns:
     A scalar.
   """
   selected = _trees.resolve_mask(mask, tree)
-  strengths = _trees.broadcast_strength(strength, tree, "strength")
+  strengths = _trees.nan_if_negative(_trees.broadcast_strength(strength, tree, "strength"))
 
   def one(leaf, keep, lam):
     if not keep or lam is None:

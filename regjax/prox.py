@@ -52,6 +52,12 @@ def l1(x: ArrayLike, strength: ArrayLike) -> jax.Array:
   Returns:
     An array like ``x``.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from regjax import prox
+    >>> prox.l1(jnp.array([3.0, -0.5, 1.0]), 1.0)
+    Array([ 2., -0.,  0.], dtype=float32)
+
   References:
     Donoho, "De-noising by soft-thresholding", IEEE Trans. Inf. Theory, 1995.
   """

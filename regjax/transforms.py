@@ -13,10 +13,22 @@ says where it goes:
 Strengths and learning rates are ``float``, JAX scalars (traced values are fine, which is
 what lets ``jax.vmap`` train a grid of strengths), Optax schedules ``step -> value``, or,
 for strengths, a pytree with one value per parameter leaf (per-layer λ, see
-:func:`regjax.masks.per_layer`). Concrete values are checked when the transform is built;
-traced values cannot be, and a negative or NaN traced strength yields NaN or meaningless
-parameters. Schedules are evaluated at the transform's own step counter, starting at 0,
-like Optax's.
+:func:`regjax.masks.per_layer`). Schedules are evaluated at the transform's own step
+counter, starting at 0, like Optax's.
+
+Strength trees and masks are matched to the parameters by path (``layers/0/kernel``),
+whatever the containers: an ``nnx.State`` of ``nnx.Param`` wrappers, its raw arrays,
+``nnx.to_pure_dict`` or a plain dict; masks follow Optax (a tree of bools, a prefix of
+the parameter tree, or a callable). Concrete values are checked when the transform is
+built; a traced strength that is negative or NaN turns the step into NaN, so a sweep
+reports the row as failed instead of silently anti-regularizing. ``update`` never reads
+values on the host: NaN updates are not checked here (use the sweep's failed-row flags,
+``optax.apply_if_finite`` or ``jax.config.update("jax_debug_nans", True)``), and it
+accepts extra keyword arguments, like ``optax.GradientTransformationExtraArgs``.
+
+Every factory works with ``optax.inject_hyperparams``; no default argument is callable
+(``inject_hyperparams`` takes callables for schedules), so a callable you pass that is
+not a schedule (``prox_fn``, a callable ``mask``) goes in ``static_args``.
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ from regjax import _checks, _trees, penalties
 from regjax.penalties import MODES, ORTHOGONALITY
 
 ProxFn = Callable[[jax.Array, jax.Array], jax.Array]
-DEFAULT_MASK: Callable[[Any], Any] = _trees.matrices
+DEFAULT_MASK = _trees.MATRICES  # leaves with ndim >= 2; not callable (inject_hyperparams)
 
 
 class ScheduleState(NamedTuple):
@@ -54,10 +66,6 @@ class OrthogonalityState(NamedTuple):
 
   count: jax.Array  # shape=(), dtype=int32: steps taken so far.
   vectors: Any  # spectral kind: one power-iteration vector per leaf; otherwise None.
-
-
-def _check_rate(name: str, value: Any) -> None:
-  _checks.check_number_tree(name, value, low=0.0)
 
 
 def _zero_count() -> jax.Array:
@@ -82,20 +90,20 @@ def _schedule_init(strength: Any, name: str = "strength") -> Callable[[Any], Sch
   return init_fn
 
 
-def _check_update(updates: Any, params: Any) -> None:
-  _need_params(params)
-  _checks.check_finite("updates", updates)
-
-
 def _strengths_at(strength: Any, count: jax.Array, tree: Any, name: str = "strength") -> Any:
-  """The strength (schedules evaluated at ``count``) as one value per leaf of ``tree``."""
-  return _trees.broadcast_strength(_checks.resolve_schedule(strength, count), tree, name)
+  """The strength (schedules evaluated at ``count``) as one value per leaf of ``tree``,
+  matched by path; negative or NaN values become NaN (see the module docstring)."""
+  resolved = _trees.broadcast_strength(_checks.resolve_schedule(strength, count), tree, name)
+  return _trees.nan_if_negative(resolved)
 
 
-def _maybe_masked(
-    transform: optax.GradientTransformation, mask: Any
-) -> optax.GradientTransformation:
-  return transform if mask is None else optax.masked(transform, mask)
+def _transform(init_fn: Callable[..., Any], update_fn: Callable[..., Any],
+               mask: Any = None) -> optax.GradientTransformationExtraArgs:
+  """The transform, wrapped in ``optax.masked`` with regjax's one mask resolver."""
+  transform = optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  if mask is None:
+    return transform
+  return optax.masked(transform, functools.partial(_trees.resolve_mask, mask))
 
 
 def _leafwise(fn: Callable[..., Any], updates: Any, *trees: Any) -> Any:
@@ -133,16 +141,27 @@ def proximal(
   Returns:
     An ``optax.GradientTransformation`` with state :class:`ScheduleState`.
 
+  Examples:
+    Proximal gradient descent (ISTA): the L1 prox after an SGD step.
+
+    >>> import jax.numpy as jnp, optax, regjax
+    >>> tx = optax.chain(optax.sgd(0.1), regjax.proximal(regjax.prox.l1, 1.0, 0.1))
+    >>> params = jnp.array([0.05, -2.0])
+    >>> updates, _ = tx.update(jnp.zeros(2), tx.init(params), params)
+    >>> optax.apply_updates(params, updates)  # threshold 0.1 * 1.0
+    Array([ 0. , -1.9], dtype=float32)
+
   References:
     Parikh & Boyd, "Proximal Algorithms", 2014, §4.2.
   """
-  _check_rate("strength", strength)
-  _check_rate("learning_rate", learning_rate)
+  _checks.check_number_tree("strength", strength)
+  _checks.check_number_tree("learning_rate", learning_rate)
 
   init_fn = _schedule_init(strength)
 
-  def update_fn(updates, state, params=None):
-    _check_update(updates, params)
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    _need_params(params)
     rate = _checks.resolve_schedule(learning_rate, state.count)
     strengths = _strengths_at(strength, state.count, updates)
 
@@ -155,7 +174,7 @@ def proximal(
     new = _leafwise(leaf, updates, params, strengths)
     return new, ScheduleState(count=optax.safe_increment(state.count))
 
-  return _maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask)
+  return _transform(init_fn, update_fn, mask)
 
 
 def preconditioned_proximal(
@@ -199,11 +218,11 @@ def preconditioned_proximal(
     Yun, Lozano & Yang, "Adaptive proximal gradient methods for structured neural
     networks" (ProxGen), NeurIPS 2021.
   """
-  _check_rate("strength", strength)
-  _check_rate("learning_rate", learning_rate)
+  _checks.check_number_tree("strength", strength)
+  _checks.check_number_tree("learning_rate", learning_rate)
   _checks.check_number_tree("b1", b1, high=1.0, high_inclusive=False, allow_callable=False)
   _checks.check_number_tree("b2", b2, high=1.0, high_inclusive=False, allow_callable=False)
-  _check_rate("eps", eps)
+  _checks.check_number_tree("eps", eps)
   adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
   def init_fn(params):
@@ -212,8 +231,9 @@ def preconditioned_proximal(
     _trees.resolve_mask(mask, params)
     return PreconditionedProximalState(count=_zero_count(), adam=adam.init(params))
 
-  def update_fn(updates, state, params=None):
-    _check_update(updates, params)
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    _need_params(params)
     directions, adam_state = adam.update(updates, state.adam, params)
     nu_hat = optax.tree.bias_correction(adam_state.nu, b2, adam_state.count)
     rate = _checks.resolve_schedule(learning_rate, state.count)
@@ -221,6 +241,8 @@ def preconditioned_proximal(
     selected = _trees.resolve_mask(mask, params)
 
     def leaf(d, p, v, lam, keep):
+      if d is None:  # no array here (e.g. an Equinox module's non-array field)
+        return None
       moved = p - rate * d
       if keep and lam is not None:
         moved = prox_fn(moved, rate * lam / (jnp.sqrt(v) + eps))
@@ -232,7 +254,7 @@ def preconditioned_proximal(
         count=optax.safe_increment(state.count), adam=adam_state
     )
 
-  return optax.GradientTransformation(init_fn, update_fn)
+  return _transform(init_fn, update_fn)
 
 
 def decoupled_weight_decay(
@@ -265,30 +287,43 @@ def decoupled_weight_decay(
   Returns:
     An ``optax.GradientTransformation`` with state :class:`ScheduleState`.
 
+  Examples:
+    Independent of the learning rate: with a zero step, kernels shrink by ``1 - rate``
+    and biases (1-D) are left alone by the default mask.
+
+    >>> import jax, jax.numpy as jnp, optax, regjax
+    >>> tx = regjax.decoupled_weight_decay(0.1)
+    >>> params = {"kernel": jnp.full((1, 2), 2.0), "bias": jnp.ones(2)}
+    >>> zero = jax.tree.map(jnp.zeros_like, params)
+    >>> updates, _ = tx.update(zero, tx.init(params), params)
+    >>> optax.apply_updates(params, updates)
+    {'bias': Array([1., 1.], dtype=float32), 'kernel': Array([[1.8, 1.8]], dtype=float32)}
+
   References:
     Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019;
     Li, Grandvalet & Davoine, "Explicit inductive bias for transfer learning with
     convolutional networks" (L2-SP), ICML 2018.
   """
-  _check_rate("rate", rate)
+  _checks.check_number_tree("rate", rate)
   if learning_rate is not None:
-    _check_rate("learning_rate", learning_rate)
+    _checks.check_number_tree("learning_rate", learning_rate)
 
   def init_fn(params):
     _checks.check_float_params("params", params)
     _trees.broadcast_strength(rate, params, "rate")
     if target is not None:
-      _trees.check_matches("target", target, params)
+      _trees.match("target", target, params)
     return ScheduleState(count=_zero_count())
 
-  def update_fn(updates, state, params=None):
-    _check_update(updates, params)
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    _need_params(params)
     scale = 1.0 if learning_rate is None else _checks.resolve_schedule(
         learning_rate, state.count
     )
     rates = _strengths_at(rate, state.count, updates, "rate")
     anchors = jax.tree.map(lambda _: None, updates, is_leaf=_trees.is_leaf) if (
-        target is None) else target
+        target is None) else _trees.match("target", target, updates)
 
     def leaf(u, p, lam, p0):
       if lam is None:
@@ -299,7 +334,7 @@ def decoupled_weight_decay(
     new = _leafwise(leaf, updates, params, rates, anchors)
     return new, ScheduleState(count=optax.safe_increment(state.count))
 
-  return _maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask)
+  return _transform(init_fn, update_fn, mask)
 
 
 def add_penalty_gradient(
@@ -323,13 +358,14 @@ def add_penalty_gradient(
   Returns:
     An ``optax.GradientTransformation`` with state :class:`ScheduleState`.
   """
-  _check_rate("strength", strength)
+  _checks.check_number_tree("strength", strength)
   gradient = jax.grad(penalty)
 
   init_fn = _schedule_init(strength)
 
-  def update_fn(updates, state, params=None):
-    _check_update(updates, params)
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    _need_params(params)
     strengths = _strengths_at(strength, state.count, updates)
 
     def leaf(g, p, lam):
@@ -340,7 +376,7 @@ def add_penalty_gradient(
     new = _leafwise(leaf, updates, params, strengths)
     return new, ScheduleState(count=optax.safe_increment(state.count))
 
-  return _maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask)
+  return _transform(init_fn, update_fn, mask)
 
 
 def _check_matrices(params: Any) -> None:
@@ -392,9 +428,8 @@ def orthogonality(
   _checks.check_choice("mode", mode, MODES)
   if kind == "double_soft" and mode != "auto":
     raise ValueError(f"`mode` must be 'auto' for kind='double_soft' (both sides), got {mode!r}.")
-  if not isinstance(num_iterations, int) or num_iterations < 1:
-    raise ValueError(f"`num_iterations` must be a positive int, got {num_iterations!r}.")
-  _check_rate("strength", strength)
+  _checks.check_int("num_iterations", num_iterations, allow_traced=True)
+  _checks.check_number_tree("strength", strength)
   if kind == "double_soft":
     penalty = ORTHOGONALITY[kind]
   else:
@@ -413,8 +448,9 @@ def orthogonality(
     vectors = _leafwise(start_vector, params) if spectral else None
     return OrthogonalityState(count=_zero_count(), vectors=vectors)
 
-  def update_fn(updates, state, params=None):
-    _check_update(updates, params)
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    _need_params(params)
     strengths = _strengths_at(strength, state.count, updates)
     if not spectral:
       new = _leafwise(
@@ -435,7 +471,7 @@ def orthogonality(
     new = _leafwise(leaf, updates, params, strengths, vectors)
     return new, OrthogonalityState(count=optax.safe_increment(state.count), vectors=vectors)
 
-  return _maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask)
+  return _transform(init_fn, update_fn, mask)
 
 
 def project(
@@ -459,6 +495,14 @@ def project(
   Returns:
     An ``optax.GradientTransformation`` with ``optax.EmptyState``.
 
+  Examples:
+    >>> import jax.numpy as jnp, optax, regjax
+    >>> tx = regjax.project(optax.projections.projection_non_negative)
+    >>> params = jnp.array([0.5, 0.25])
+    >>> updates, _ = tx.update(jnp.array([-1.0, 0.5]), tx.init(params), params)
+    >>> optax.apply_updates(params, updates)
+    Array([0.  , 0.75], dtype=float32)
+
   References:
     Projected gradient descent; Absil, Mahony & Sepulchre, 2008, for retractions.
   """
@@ -469,9 +513,10 @@ def project(
     _checks.check_float_params("params", params)
     return optax.EmptyState()
 
-  def update_fn(updates, state, params=None):
-    _check_update(updates, params)
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    _need_params(params)
     new = _leafwise(lambda u, p: (projection(p + u) - p).astype(u.dtype), updates, params)
     return new, state
 
-  return _maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask)
+  return _transform(init_fn, update_fn, mask)

@@ -218,13 +218,17 @@ def test_a_diverging_grid_point_is_marked_failed_with_its_step():
   assert summary["n_failed"].tolist() == [0, 1, 0]
 
 
-def test_non_finite_gradients_raise_in_eager_mode():
+def test_non_finite_gradients_flow_through_update_without_a_host_check():
+  # `update` never reads values on the host (it would break optax.apply_if_finite and
+  # sync every step): a NaN gradient gives a NaN update, which the sweep flags as a
+  # failed row (above) and `optax.apply_if_finite` skips (tests/test_seams.py).
   params = {"kernel": jnp.ones((2, 2))}
   bad = {"kernel": jnp.array([[1.0, jnp.nan], [0.0, 1.0]])}
   for tx in (regjax.prox_adam(0.1, 0.1), regjax.decoupled_weight_decay(0.1),
              regjax.orthogonality(0.1)):
-    with pytest.raises(FloatingPointError, match="`updates`.*kernel"):
-      tx.update(bad, tx.init(params), params)
+    updates, _ = tx.update(bad, tx.init(params), params)
+    assert bool(jnp.isnan(updates["kernel"][0, 1]))
+    assert bool(jnp.isfinite(updates["kernel"][1, 0]))
 
 
 # ---------------------------------------------------------------- API stability

@@ -146,9 +146,9 @@ def test_decoupled_decay_equals_optax_adamw_step_for_step():
   params = {"kernel": jax.random.normal(key, (4, 3)), "bias": jnp.ones(3)}
   grads = lambda p, t: jax.tree.map(lambda v: jnp.sin(3 * v + t), p)  # noqa: E731
   schedule = optax.linear_schedule(0.1, 0.01, 20)
-  for mask in (None, transforms.DEFAULT_MASK):
+  for mask, optax_mask in ((None, None), (transforms.DEFAULT_MASK, regjax.masks.matrices)):
     ours = regjax.adamw(schedule, weight_decay=0.05, mask=mask)
-    theirs = optax.adamw(schedule, weight_decay=0.05, mask=mask)
+    theirs = optax.adamw(schedule, weight_decay=0.05, mask=optax_mask)
     a_state, b_state = ours.init(params), theirs.init(params)
     a = b = params
     for t in range(20):

@@ -52,6 +52,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
+from regjax import _checks
 from regjax.experiment import rows as _rows
 from regjax.experiment import sweeps as _sweep
 from regjax.experiment.results import SweepResult
@@ -251,8 +252,8 @@ def resumable_sweep(
   start = time.perf_counter()
   if isinstance(grid, Mapping):
     grid = _sweep.grid(**grid)
-  if isinstance(segments, bool) or not isinstance(segments, int) or segments < 1 or (
-      trainer.steps % segments):
+  _checks.check_int("segments", segments)
+  if trainer.steps % segments:
     raise ValueError(f"`segments` must be a positive int dividing steps={trainer.steps}, "
                      f"got {segments!r}.")
   directory = pathlib.Path(directory).absolute()

@@ -183,8 +183,8 @@ def load_mnist1d(
     Greydanus, "Scaling down Deep Learning", arXiv:2011.14439, 2020.
   """
   _checks.check_choice("split", split, _MNIST1D_SPLITS)
-  num_samples = _check_count("num_samples", num_samples, low=20)
-  seed = _check_count("seed", seed, low=0)
+  num_samples = _checks.check_int("num_samples", num_samples, low=20)
+  seed = _checks.check_int("seed", seed, low=0)
   _checks.check_number_tree("validation_fraction", validation_fraction, low=0.0, high=1.0,
                             high_inclusive=False, allow_callable=False)
   if split == "validation" and validation_fraction == 0:
@@ -286,14 +286,6 @@ def from_arrays(
   return subset(train_idx), subset(test_idx)
 
 
-def _check_count(name: str, value: Any, low: int = 1) -> int:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise TypeError(f"`{name}` must be an int, got {value!r}.")
-  if value < low:
-    raise ValueError(f"`{name}` must be >= {low}, got {value}.")
-  return int(value)
-
-
 def make_sparse_regression(
     key: jax.Array,
     n_samples: int,
@@ -321,9 +313,9 @@ def make_sparse_regression(
     ``(X, y, true_coef)`` with shapes ``(n_samples, n_features)``, ``(n_samples,)`` and
     ``(n_features,)``, float32.
   """
-  n_samples = _check_count("n_samples", n_samples)
-  n_features = _check_count("n_features", n_features)
-  n_informative = _check_count("n_informative", n_informative, low=0)
+  n_samples = _checks.check_int("n_samples", n_samples)
+  n_features = _checks.check_int("n_features", n_features)
+  n_informative = _checks.check_int("n_informative", n_informative, low=0)
   if n_informative > n_features:
     raise ValueError(
         f"`n_informative` must be <= n_features={n_features}, got {n_informative}."
@@ -366,9 +358,9 @@ def make_classification_blobs(
   Returns:
     A ``Dataset`` with float32 inputs ``(n_samples, n_features)`` and int32 labels.
   """
-  n_samples = _check_count("n_samples", n_samples)
-  n_features = _check_count("n_features", n_features)
-  n_classes = _check_count("n_classes", n_classes, low=2)
+  n_samples = _checks.check_int("n_samples", n_samples)
+  n_features = _checks.check_int("n_features", n_features)
+  n_classes = _checks.check_int("n_classes", n_classes, low=2)
   _checks.check_number_tree("separation", separation, allow_callable=False)
   key_centres, key_labels, key_noise = jax.random.split(key, 3)
   centres = separation * jax.random.normal(key_centres, (n_classes, n_features))

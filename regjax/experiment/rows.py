@@ -25,17 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from regjax import _checks
 from regjax.experiment.results import SweepResult
 
 # Share of the free device memory a chunk may use; XLA's estimate is not exact.
 _MEMORY_HEADROOM = 0.9
-
-
-def check_positive_int(name: str, value: Any) -> None:
-  if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-    raise TypeError(f"`{name}` must be a positive int, got {value!r}.")
-  if value < 1:
-    raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
 
 
 def check_seeds(seeds: Any) -> tuple[int, ...]:
@@ -244,7 +238,7 @@ def fit_chunks(plan: RowPlan, chunk_size: int | None,
     The chunked plan and ``compile_rows``'s program for its chunk.
   """
   if chunk_size is not None:
-    check_positive_int("chunk_size", chunk_size)
+    _checks.check_int("chunk_size", chunk_size)
     plan = plan.with_chunk(chunk_size)
     return plan, compile_rows(plan.chunk)
   compiled = compile_rows(plan.chunk)

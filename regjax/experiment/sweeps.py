@@ -294,7 +294,7 @@ def progress_callback(
     raise ValueError(f"`total_steps` must be >= 1, got {total_steps}.")
   if every is None:
     every = max(1, int(total_steps) // 20)
-  _rows.check_positive_int("every", every)
+  _checks.check_int("every", every)
   if not enabled or not _STEP_PROGRESS:
     return
   reporter = _StepReporter(int(total_steps), desc)

@@ -90,8 +90,7 @@ class Trainer:
   def __post_init__(self):
     for name in ("steps", "batch_size"):
       value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+      _checks.check_int(name, value)
     if self.batch_size > len(self.train.labels):
       raise ValueError(
           f"`batch_size` {self.batch_size} exceeds the {len(self.train.labels)} training "

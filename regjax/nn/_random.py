@@ -20,28 +20,14 @@ def _check_scalar(name: str, value: Any) -> None:
     raise ValueError(f"`{name}` must be a scalar, got an array of shape {jnp.shape(value)}.")
 
 
-def _check_rate(name: str, value: Any, *, low_inclusive: bool, high: float | None,
-                high_inclusive: bool) -> None:
+def _check_scalar_in_range(name: str, value: Any, *, low_inclusive: bool,
+                           high: float | None, high_inclusive: bool) -> None:
   """Range check with a choice of open or closed lower bound at 0."""
   _checks.check_number_tree(name, value, low=0.0, high=high, high_inclusive=high_inclusive,
                             allow_callable=False)
   _check_scalar(name, value)
   if not low_inclusive and _checks.is_concrete(value) and np.asarray(value) <= 0:
     raise ValueError(f"`{name}` must be > 0, got {np.asarray(value).item()!r}.")
-
-
-def _check_int(name: str, value: Any, *, low: int) -> None:
-  """Accept a Python/NumPy int or an integer scalar array (traced ones unchecked)."""
-  if isinstance(value, (bool, np.bool_)):
-    raise TypeError(f"`{name}` must be an integer, got the bool {value!r}.")
-  dtype = getattr(value, "dtype", None)
-  if dtype is None and not isinstance(value, (int, np.integer)):
-    raise TypeError(f"`{name}` must be an integer, got {value!r}.")
-  if dtype is not None and not jnp.issubdtype(dtype, jnp.integer):
-    raise TypeError(f"`{name}` must be an integer, got dtype {dtype}.")
-  _check_scalar(name, value)
-  if _checks.is_concrete(value) and int(value) < low:
-    raise ValueError(f"`{name}` must be >= {low}, got {int(value)!r}.")
 
 
 def _check_floating(name: str, array: jax.Array) -> None:
@@ -54,11 +40,6 @@ def _check_images(images: jax.Array) -> None:
     raise ValueError(
         f"`images` must be a 4-D NHWC batch (batch, height, width, channels), "
         f"got shape {images.shape}.")
-
-
-def _default_float(dtype: Any) -> Any:
-  """Float type for sampling: at least float32, float64 when the data is (x64 on)."""
-  return jnp.promote_types(dtype, jnp.float32)
 
 
 # ---------------------------------------------------------------------------------------
@@ -103,3 +84,32 @@ def _draw_key(call_rngs: Any, stored: Any, collection: str, owner: str) -> jax.A
       f"`rngs` must be an nnx.Rngs, nnx.RngStream or a PRNG key, got {type(rngs)}.")
 
 
+class StochasticModule(nnx.Module):
+  """Base of the stochastic NNX layers: ``nnx.Dropout``'s conventions, written once.
+
+  A subclass calls :meth:`_init_stochastic` in its constructor, then in ``__call__``
+  :meth:`_is_deterministic` (the call's flag, else the stored one) and :meth:`_draw`
+  (a key from the call's ``rngs``, else the forked stream). ``model.train()``,
+  ``model.eval()`` and ``nnx.view(model, deterministic=...)`` reach :meth:`set_view`.
+  """
+
+  def _init_stochastic(self, deterministic: bool | None, rngs: Any,
+                       rng_collection: str) -> None:
+    self.deterministic = deterministic
+    self.rng_collection = rng_collection
+    self.rngs = _fork_rng_stream(rngs, rng_collection)
+
+  def _is_deterministic(self, deterministic: bool | None) -> bool:
+    return _resolve_deterministic(deterministic, self.deterministic, type(self).__name__)
+
+  def _draw(self, rngs: Any) -> jax.Array:
+    return _draw_key(rngs, self.rngs, self.rng_collection, type(self).__name__)
+
+  def set_view(self, deterministic: bool | None = None):
+    """Used by ``nnx.view``, ``model.train()`` and ``model.eval()``.
+
+    Args:
+      deterministic: if True, the layer is in evaluation mode (no randomness).
+    """
+    if deterministic is not None:
+      self.deterministic = deterministic

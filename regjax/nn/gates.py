@@ -36,7 +36,7 @@ import numpy as np
 from flax import nnx
 
 from regjax import _checks
-from regjax.nn._random import _draw_key, _fork_rng_stream, _resolve_deterministic
+from regjax.nn._random import StochasticModule
 
 BETA = 2.0 / 3.0
 GAMMA = -0.1
@@ -61,10 +61,6 @@ def _float_log_alpha(log_alpha: jax.typing.ArrayLike) -> jax.Array:
   if not jnp.issubdtype(log_alpha.dtype, jnp.floating):
     raise TypeError(f"`log_alpha` must be a floating-point array, got dtype {log_alpha.dtype}.")
   return log_alpha
-
-
-def _compute_dtype(dtype: Any) -> Any:
-  return jnp.promote_types(dtype, jnp.float32)
 
 
 def hard_concrete_sample(
@@ -104,7 +100,7 @@ def hard_concrete_sample(
   _check_stretch(beta, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
   shape = log_alpha.shape if shape is None else tuple(shape)
-  dtype = _compute_dtype(log_alpha.dtype)
+  dtype = _checks.float_dtype(log_alpha.dtype)
   location = jnp.broadcast_to(log_alpha.astype(dtype), shape)
   noise = jax.random.logistic(key, shape, dtype=dtype)
   stretched = jax.nn.sigmoid((noise + location) / beta) * (zeta - gamma) + gamma
@@ -198,7 +194,7 @@ def expected_l0(
   """
   _check_stretch(beta, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
-  log_alpha = log_alpha.astype(_compute_dtype(log_alpha.dtype))
+  log_alpha = log_alpha.astype(_checks.float_dtype(log_alpha.dtype))
   return jnp.sum(jax.nn.sigmoid(log_alpha - beta * jnp.log(-gamma / zeta)))
 
 
@@ -229,7 +225,7 @@ def deterministic_gate(
   """
   _check_stretch(BETA, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
-  dtype = _compute_dtype(log_alpha.dtype)
+  dtype = _checks.float_dtype(log_alpha.dtype)
   stretched = jax.nn.sigmoid(log_alpha.astype(dtype)) * (zeta - gamma) + gamma
   return jnp.clip(stretched, 0.0, 1.0).astype(log_alpha.dtype)
 
@@ -243,7 +239,7 @@ def _gate_last_axis(inputs: jax.Array, gates: jax.Array) -> jax.Array:
   return inputs * gates.astype(inputs.dtype)
 
 
-class L0Gate(nnx.Module):
+class L0Gate(StochasticModule):
   """Hard-concrete gates on the last axis of its input, with an expected-L0 penalty.
 
   Training: ``inputs * z`` with ``z = hard_concrete_sample(key, log_alpha)``;
@@ -294,11 +290,7 @@ class L0Gate(nnx.Module):
       param_dtype: Any = jnp.float32,
       rng_collection: str = "dropout",
   ):
-    if isinstance(num_gates, (bool, np.bool_)) or not isinstance(num_gates,
-                                                                 (int, np.integer)):
-      raise TypeError(f"`num_gates` must be an int, got {num_gates!r}.")
-    if num_gates < 1:
-      raise ValueError(f"`num_gates` must be >= 1, got {num_gates!r}.")
+    num_gates = _checks.check_int("num_gates", num_gates)
     _checks.check_number_tree("init_log_alpha", init_log_alpha, low=-math.inf,
                               allow_callable=False)
     if np.shape(init_log_alpha) not in ((), (num_gates,)):
@@ -315,9 +307,7 @@ class L0Gate(nnx.Module):
     self.gamma = float(gamma)
     self.zeta = float(zeta)
     self.per_example = per_example
-    self.deterministic = deterministic
-    self.rng_collection = rng_collection
-    self.rngs = _fork_rng_stream(rngs, rng_collection)
+    self._init_stochastic(deterministic, rngs, rng_collection)
 
   def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None,
                rngs: Any = None) -> jax.Array:
@@ -329,11 +319,11 @@ class L0Gate(nnx.Module):
     if self.per_example and inputs.ndim < 2:
       raise ValueError(
           f"`inputs` needs a leading batch axis with per_example=True, got {inputs.shape}.")
-    deterministic = _resolve_deterministic(deterministic, self.deterministic, "L0Gate")
+    deterministic = self._is_deterministic(deterministic)
     log_alpha = self.log_alpha[...]
     if deterministic:
       return _gate_last_axis(inputs, deterministic_gate(log_alpha, self.gamma, self.zeta))
-    key = _draw_key(rngs, self.rngs, self.rng_collection, "L0Gate")
+    key = self._draw(rngs)
     shape = (inputs.shape[0], self.num_gates) if self.per_example else (self.num_gates,)
     gates = hard_concrete_sample(key, log_alpha, self.beta, self.gamma, self.zeta,
                                  shape=shape)
@@ -346,15 +336,6 @@ class L0Gate(nnx.Module):
   def test_gates(self) -> jax.Array:
     """The evaluation-time gates, :func:`deterministic_gate` of ``log_alpha``."""
     return deterministic_gate(self.log_alpha[...], self.gamma, self.zeta)
-
-  def set_view(self, deterministic: bool | None = None):
-    """Used by ``nnx.view``.
-
-    Args:
-      deterministic: if True, use the test-time gates.
-    """
-    if deterministic is not None:
-      self.deterministic = deterministic
 
 
 # ---------------------------------------------------------------------------------------
@@ -425,11 +406,7 @@ class STEMask(nnx.Module):
 
   def __init__(self, num_features: int, *, threshold: float = 0.0, init_score: float = 1.0,
                param_dtype: Any = jnp.float32):
-    if isinstance(num_features, (bool, np.bool_)) or not isinstance(num_features,
-                                                                    (int, np.integer)):
-      raise TypeError(f"`num_features` must be an int, got {num_features!r}.")
-    if num_features < 1:
-      raise ValueError(f"`num_features` must be >= 1, got {num_features!r}.")
+    num_features = _checks.check_int("num_features", num_features)
     _checks.check_number_tree("threshold", threshold, low=-math.inf, allow_callable=False)
     _checks.check_number_tree("init_score", init_score, low=-math.inf, allow_callable=False)
     self.scores = nnx.Param(jnp.full((num_features,), init_score, param_dtype))

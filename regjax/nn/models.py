@@ -26,6 +26,8 @@ from typing import Any
 import jax
 from flax import nnx
 
+from regjax import _checks
+
 Activation = Callable[[jax.Array], jax.Array]
 
 _HAS_CAPTURE = hasattr(nnx, "capture")
@@ -38,19 +40,10 @@ def _sow_hidden(module: nnx.Module, index: int, value: jax.Array) -> None:
     module.sow(nnx.Intermediate, f"hidden_{index}", value)
 
 
-def _check_width(name: str, value: Any) -> int:
-  if isinstance(value, bool) or not hasattr(value, "__index__"):
-    raise TypeError(f"`{name}` must be an int, got {value!r}.")
-  value = int(value)
-  if value < 1:
-    raise ValueError(f"`{name}` must be >= 1, got {value}.")
-  return value
-
-
 def _check_widths(name: str, values: Any) -> tuple[int, ...]:
   if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
     raise TypeError(f"`{name}` must be a sequence of ints, got {values!r}.")
-  return tuple(_check_width(f"{name}[{i}]", v) for i, v in enumerate(values))
+  return tuple(_checks.check_int(f"{name}[{i}]", v) for i, v in enumerate(values))
 
 
 class MLP(nnx.Module):
@@ -85,9 +78,9 @@ class MLP(nnx.Module):
       rngs: nnx.Rngs,
       activation: Activation = nnx.relu,
   ):
-    in_features = _check_width("in_features", in_features)
+    in_features = _checks.check_int("in_features", in_features)
     self.hidden_features = _check_widths("hidden_features", hidden_features)
-    out_features = _check_width("out_features", out_features)
+    out_features = _checks.check_int("out_features", out_features)
     if not callable(activation):
       raise TypeError(f"`activation` must be callable, got {activation!r}.")
     self.activation = activation
@@ -157,11 +150,11 @@ class ConvNet(nnx.Module):
       rngs: nnx.Rngs,
       activation: Activation = nnx.relu,
   ):
-    in_features = _check_width("in_features", in_features)
+    in_features = _checks.check_int("in_features", in_features)
     self.hidden_features = _check_widths("hidden_features", hidden_features)
     if not self.hidden_features:
       raise ValueError("`hidden_features` must name at least one conv layer, got ().")
-    out_features = _check_width("out_features", out_features)
+    out_features = _checks.check_int("out_features", out_features)
     self.image_shape = _check_widths("image_shape", image_shape)
     self.kernel_size = _check_widths("kernel_size", kernel_size)
     if len(self.image_shape) != 2 or len(self.kernel_size) != 2:

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from regjax import _checks
-from regjax.nn._random import _check_images, _check_int
+from regjax.nn._random import _check_images
 
 # ---------------------------------------------------------------------------------------
 # Fractional max-pooling.
@@ -47,8 +47,8 @@ def fractional_pooling_sequence(key: jax.Array, input_size: int, output_size: in
   References:
     Graham, "Fractional Max-Pooling", arXiv:1412.6071, 2014.
   """
-  _check_int("input_size", input_size, low=1)
-  _check_int("output_size", output_size, low=1)
+  _checks.check_int("input_size", input_size)
+  _checks.check_int("output_size", output_size)
   if output_size > input_size:
     raise ValueError(
         f"`output_size` must be <= input_size={input_size}, got {output_size!r}.")

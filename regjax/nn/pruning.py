@@ -25,68 +25,9 @@ from regjax import _checks, _trees, transforms
 from regjax.nn.models import MLP, ConvNet
 
 
-def _key_name(key: Any) -> Any:
-  for attribute in ("key", "name", "idx"):
-    if hasattr(key, attribute):
-      return getattr(key, attribute)
-  return key
-
-
-def _path_names(path: tuple[Any, ...]) -> tuple[Any, ...]:
-  names = tuple(_key_name(k) for k in path)
-  # An nnx.Variable adds `.value` to its array's path; drop it so that an nnx.State and
-  # the plain dict of its arrays (what nnx.Optimizer hands to Optax) name leaves alike.
-  if names and isinstance(path[-1], jax.tree_util.GetAttrKey) and names[-1] == "value":
-    names = names[:-1]
-  return names
-
-
-def _match_prefix(name: str, mask: Any, target: Any) -> list[Any]:
-  """For each leaf of ``target``, the leaf of ``mask`` whose path is a prefix of its path.
-
-  Paths are compared by key names, so a mask may be a plain dict for an ``nnx.State``
-  (or the reverse), and one mask leaf may stand for a whole sub-tree, as in Optax.
-  """
-  entries = [
-      (_path_names(path), value)
-      for path, value in jax.tree_util.tree_flatten_with_path(mask, is_leaf=_trees.is_leaf)[0]
-  ]
-  target_paths = [
-      _path_names(path)
-      for path, _ in jax.tree_util.tree_flatten_with_path(target, is_leaf=_trees.is_leaf)[0]
-  ]
-  out = []
-  for path in target_paths:
-    found = [value for names, value in entries if path[: len(names)] == names]
-    if len(found) != 1:
-      where = "".join(f"[{part!r}]" for part in path)
-      raise ValueError(
-          f"`{name}` must have the structure of the parameters (or a prefix of it); "
-          f"{len(found)} of its leaves match the parameter {where}."
-      )
-    out.append(found[0])
-  return out
-
-
-def _selected_leaves(mask: Any, params: Any, leaves: list[Any]) -> list[bool]:
-  """One Python bool per leaf of ``params`` from an Optax-style mask."""
-  if mask is None:
-    return [jnp.ndim(leaf) >= 2 for leaf in leaves]
-  if callable(mask):
-    mask = mask(params)
-  out = []
-  for value in _match_prefix("mask", mask, params):
-    if not isinstance(value, (bool, np.bool_)) and not (
-        jnp.ndim(value) == 0 and jnp.asarray(value).dtype == jnp.bool_
-    ):
-      raise TypeError(f"`mask` leaves must be bools, got {value!r}.")
-    out.append(bool(value))
-  return out
-
-
 def _bias_partner(paths: list[tuple[Any, ...]], index: int) -> int | None:
   """Index of the leaf named ``bias`` beside the leaf ``kernel`` at ``index``, if any."""
-  names = [_path_names(path) for path in paths]
+  names = [_trees.path_names(path) for path in paths]
   name = names[index]
   positions = [i for i, part in enumerate(name) if part == "kernel"]
   if not positions:
@@ -170,7 +111,8 @@ def magnitude_prune(
   path_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
   paths = [path for path, _ in path_leaves]
   leaves = [jnp.asarray(leaf) for _, leaf in path_leaves]
-  selected = _selected_leaves(mask, params, leaves)
+  selected = jax.tree.leaves(_trees.resolve_mask(_trees.MATRICES if mask is None else mask,
+                                                  params))
   # Units live in kernels; a 1-D leaf under a selected sub-tree (a bias) is not scored
   # and follows its kernel through `prune_bias` instead.
   chosen = [
@@ -256,7 +198,8 @@ def keep_pruned(keep_mask: Any) -> optax.GradientTransformation:
     transforms._need_params(params)
     update_leaves, treedef = jax.tree.flatten(updates, is_leaf=_trees.is_leaf)
     param_leaves = jax.tree.leaves(params, is_leaf=_trees.is_leaf)
-    keeps = [jnp.asarray(k) for k in _match_prefix("keep_mask", keep_mask, updates)]
+    keeps = [jnp.asarray(k) for k in jax.tree.leaves(
+        _trees.match("keep_mask", keep_mask, updates), is_leaf=_trees.is_leaf)]
     new_leaves = []
     for u, p, keep in zip(update_leaves, param_leaves, keeps, strict=True):
       if _trees.is_leaf(u):

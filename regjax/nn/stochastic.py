@@ -15,19 +15,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 
+from regjax import _checks
 from regjax.nn._random import (
+  StochasticModule,
   _check_floating,
   _check_images,
-  _check_int,
-  _check_rate,
-  _default_float,
-  _draw_key,
-  _fork_rng_stream,
-  _resolve_deterministic,
+  _check_scalar_in_range,
 )
 
 # Fractional max-pooling lives in regjax.pooling; re-exported with its siblings here.
@@ -59,7 +55,7 @@ def dropconnect(key: jax.Array, kernel: jax.typing.ArrayLike,
     Wan, Zeiler, Zhang, LeCun & Fergus, "Regularization of Neural Networks using
     DropConnect", ICML 2013.
   """
-  _check_rate("rate", rate, low_inclusive=True, high=1.0, high_inclusive=False)
+  _check_scalar_in_range("rate", rate, low_inclusive=True, high=1.0, high_inclusive=False)
   kernel = jnp.asarray(kernel)
   _check_floating("kernel", kernel)
   return _dropconnect(key, kernel, rate)
@@ -67,13 +63,13 @@ def dropconnect(key: jax.Array, kernel: jax.typing.ArrayLike,
 
 @jax.jit
 def _dropconnect(key: jax.Array, kernel: jax.Array, rate: jax.Array) -> jax.Array:
-  keep_prob = 1.0 - jnp.asarray(rate, dtype=_default_float(kernel.dtype))
+  keep_prob = 1.0 - jnp.asarray(rate, dtype=_checks.float_dtype(kernel.dtype))
   keep = jax.random.bernoulli(key, keep_prob, kernel.shape)
   scale = (1.0 / keep_prob).astype(kernel.dtype)
   return jnp.where(keep, kernel * scale, jnp.zeros((), kernel.dtype))
 
 
-class DropConnectLinear(nnx.Module):
+class DropConnectLinear(StochasticModule):
   """A dense layer whose weights are dropped by DropConnect during training.
 
   Training: ``y = x @ dropconnect(key, W, rate) + b``; evaluation: ``y = x @ W + b``
@@ -122,9 +118,9 @@ class DropConnectLinear(nnx.Module):
       param_dtype: Any = jnp.float32,
       rng_collection: str = "dropout",
   ):
-    _check_rate("rate", rate, low_inclusive=True, high=1.0, high_inclusive=False)
-    _check_int("in_features", in_features, low=1)
-    _check_int("out_features", out_features, low=1)
+    _check_scalar_in_range("rate", rate, low_inclusive=True, high=1.0, high_inclusive=False)
+    _checks.check_int("in_features", in_features)
+    _checks.check_int("out_features", out_features)
     kernel_init = kernel_init or nnx.initializers.lecun_normal()
     bias_init = bias_init or nnx.initializers.zeros_init()
     self.kernel = nnx.Param(kernel_init(rngs.params(), (in_features, out_features),
@@ -137,9 +133,7 @@ class DropConnectLinear(nnx.Module):
     self.out_features = out_features
     self.rate = float(rate)
     self.per_example = per_example
-    self.deterministic = deterministic
-    self.rng_collection = rng_collection
-    self.rngs = _fork_rng_stream(rngs, rng_collection)
+    self._init_stochastic(deterministic, rngs, rng_collection)
 
   def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None,
                rngs: Any = None) -> jax.Array:
@@ -157,13 +151,12 @@ class DropConnectLinear(nnx.Module):
     if inputs.ndim < 1 or inputs.shape[-1] != self.in_features:
       raise ValueError(
           f"`inputs` must have last axis {self.in_features}, got shape {inputs.shape}.")
-    deterministic = _resolve_deterministic(deterministic, self.deterministic,
-                                           "DropConnectLinear")
+    deterministic = self._is_deterministic(deterministic)
     kernel = self.kernel[...]
     if deterministic or self.rate == 0.0:
       outputs = jnp.tensordot(inputs, kernel, axes=1)
     else:
-      key = _draw_key(rngs, self.rngs, self.rng_collection, "DropConnectLinear")
+      key = self._draw(rngs)
       if self.per_example:
         rows = inputs.reshape(-1, self.in_features)
         keys = jax.random.split(key, rows.shape[0])
@@ -174,15 +167,6 @@ class DropConnectLinear(nnx.Module):
     if self.bias is not None:
       outputs = outputs + self.bias[...].reshape((1,) * (outputs.ndim - 1) + (-1,))
     return outputs
-
-  def set_view(self, deterministic: bool | None = None):
-    """Used by ``nnx.view``.
-
-    Args:
-      deterministic: if True, use all weights (evaluation).
-    """
-    if deterministic is not None:
-      self.deterministic = deterministic
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,8 +198,8 @@ def drop_path(key: jax.Array, branch: jax.typing.ArrayLike,
     Huang, Sun, Liu, Sedra & Weinberger, "Deep Networks with Stochastic Depth",
     ECCV 2016.
   """
-  _check_rate("survival_prob", survival_prob, low_inclusive=False, high=1.0,
-              high_inclusive=True)
+  _check_scalar_in_range("survival_prob", survival_prob, low_inclusive=False, high=1.0,
+                         high_inclusive=True)
   branch = jnp.asarray(branch)
   _check_floating("branch", branch)
   if branch.ndim < 1:
@@ -225,7 +209,7 @@ def drop_path(key: jax.Array, branch: jax.typing.ArrayLike,
 
 @jax.jit
 def _drop_path(key: jax.Array, branch: jax.Array, survival_prob: jax.Array) -> jax.Array:
-  keep_prob = jnp.asarray(survival_prob, dtype=_default_float(branch.dtype))
+  keep_prob = jnp.asarray(survival_prob, dtype=_checks.float_dtype(branch.dtype))
   keep = jax.random.bernoulli(key, keep_prob, (branch.shape[0],) + (1,) * (branch.ndim - 1))
   scale = (1.0 / keep_prob).astype(branch.dtype)
   return jnp.where(keep, branch * scale, jnp.zeros((), branch.dtype))
@@ -253,19 +237,15 @@ def linear_survival_schedule(num_blocks: int,
     Huang, Sun, Liu, Sedra & Weinberger, "Deep Networks with Stochastic Depth",
     ECCV 2016.
   """
-  if isinstance(num_blocks, (bool, np.bool_)) or not isinstance(num_blocks,
-                                                                  (int, np.integer)):
-    raise TypeError(f"`num_blocks` must be a Python int, got {num_blocks!r}.")
-  if num_blocks < 1:
-    raise ValueError(f"`num_blocks` must be >= 1, got {num_blocks!r}.")
-  _check_rate("final_survival", final_survival, low_inclusive=False, high=1.0,
-              high_inclusive=True)
-  dtype = _default_float(jnp.result_type(final_survival))
+  num_blocks = _checks.check_int("num_blocks", num_blocks)
+  _check_scalar_in_range("final_survival", final_survival, low_inclusive=False, high=1.0,
+                         high_inclusive=True)
+  dtype = _checks.float_dtype(jnp.result_type(final_survival))
   depth = jnp.arange(1, num_blocks + 1, dtype=dtype) / num_blocks
   return 1.0 - depth * (1.0 - jnp.asarray(final_survival, dtype))
 
 
-class DropPath(nnx.Module):
+class DropPath(StochasticModule):
   """Stochastic depth for one residual branch: ``x + DropPath(p)(f(x))``.
 
   Training applies :func:`drop_path`; evaluation returns the branch unchanged. The
@@ -285,30 +265,19 @@ class DropPath(nnx.Module):
 
   def __init__(self, survival_prob: float, *, deterministic: bool | None = False,
                rng_collection: str = "dropout", rngs: Any = None):
-    _check_rate("survival_prob", survival_prob, low_inclusive=False, high=1.0,
-                high_inclusive=True)
+    _check_scalar_in_range("survival_prob", survival_prob, low_inclusive=False, high=1.0,
+                           high_inclusive=True)
     self.survival_prob = float(survival_prob)
-    self.deterministic = deterministic
-    self.rng_collection = rng_collection
-    self.rngs = _fork_rng_stream(rngs, rng_collection)
+    self._init_stochastic(deterministic, rngs, rng_collection)
 
   def __call__(self, branch: jax.Array, *, deterministic: bool | None = None,
                rngs: Any = None) -> jax.Array:
     """Drops the whole branch per example during training; identity at test time."""
-    deterministic = _resolve_deterministic(deterministic, self.deterministic, "DropPath")
+    deterministic = self._is_deterministic(deterministic)
     if deterministic or self.survival_prob == 1.0:
       return branch
-    key = _draw_key(rngs, self.rngs, self.rng_collection, "DropPath")
+    key = self._draw(rngs)
     return drop_path(key, branch, self.survival_prob)
-
-  def set_view(self, deterministic: bool | None = None):
-    """Used by ``nnx.view``.
-
-    Args:
-      deterministic: if True, the branch passes unchanged (evaluation).
-    """
-    if deterministic is not None:
-      self.deterministic = deterministic
 
 
 # ---------------------------------------------------------------------------------------
@@ -345,7 +314,7 @@ def cutout(key: jax.Array, images: jax.typing.ArrayLike,
     DeVries & Taylor, "Improved Regularization of Convolutional Neural Networks with
     Cutout", arXiv:1708.04552, 2017.
   """
-  _check_int("size", size, low=1)
+  _checks.check_int("size", size, allow_traced=True)
   images = jnp.asarray(images)
   _check_images(images)
   return _cutout(key, images, size)
@@ -369,7 +338,7 @@ def _check_batch(images: jax.Array, labels: jax.Array) -> jax.Array:
         f"`labels_onehot` must have the batch size {images.shape[0]} of the inputs as "
         f"its leading axis, got shape {labels.shape}.")
   if not jnp.issubdtype(labels.dtype, jnp.floating):
-    labels = labels.astype(_default_float(labels.dtype))
+    labels = labels.astype(_checks.float_dtype(labels.dtype))
   return labels
 
 
@@ -410,7 +379,7 @@ def mixup(
     Zhang, Cisse, Dauphin & Lopez-Paz, "mixup: Beyond Empirical Risk Minimization",
     ICLR 2018.
   """
-  _check_rate("alpha", alpha, low_inclusive=False, high=None, high_inclusive=True)
+  _check_scalar_in_range("alpha", alpha, low_inclusive=False, high=None, high_inclusive=True)
   inputs = jnp.asarray(inputs)
   _check_floating("inputs", inputs)
   if inputs.ndim < 1:
@@ -423,7 +392,7 @@ def mixup(
 def _mixup(key: jax.Array, inputs: jax.Array, labels: jax.Array,
            alpha: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   key_lam, key_perm = jax.random.split(key)
-  lam = jax.random.beta(key_lam, alpha, alpha, dtype=_default_float(inputs.dtype))
+  lam = jax.random.beta(key_lam, alpha, alpha, dtype=_checks.float_dtype(inputs.dtype))
   perm = jax.random.permutation(key_perm, inputs.shape[0])
   return _mix(lam, inputs, inputs[perm]), _mix(lam, labels, labels[perm]), lam
 
@@ -462,7 +431,7 @@ def cutmix(
     Yun, Han, Oh, Chun, Choe & Yoo, "CutMix: Regularization Strategy to Train Strong
     Classifiers with Localizable Features", ICCV 2019.
   """
-  _check_rate("alpha", alpha, low_inclusive=False, high=None, high_inclusive=True)
+  _check_scalar_in_range("alpha", alpha, low_inclusive=False, high=None, high_inclusive=True)
   images = jnp.asarray(images)
   _check_images(images)
   labels = _check_batch(images, jnp.asarray(labels_onehot))
