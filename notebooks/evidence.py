@@ -66,6 +66,12 @@ def t_interval(samples: Iterable[float], level: float = 0.95) -> Interval:
   return Interval(mean, mean - half, mean + half, int(values.size), level)
 
 
+def exact(value: float) -> Interval:
+  """A computed quantity with no sampling noise (a worked example, a count): n = 1."""
+  value = float(value)
+  return Interval(value, value, value, 1)
+
+
 def paired_interval(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> Interval:
   """t interval for the mean of ``a - b`` over the same seeds/splits (a paired design)."""
   a, b = np.asarray(list(a), np.float64), np.asarray(list(b), np.float64)
@@ -166,19 +172,8 @@ class Findings:
     return next(r for r in self.rows if r.key == key)
 
   def table(self) -> str:
-    lines = []
-    for kind in ("finding", "implementation check"):
-      rows = [r for r in self.rows if r.kind == kind]
-      if not rows:
-        continue
-      lines.append(f"{kind.capitalize()}s:")
-      for r in rows:
-        flag = "  (fragile: changes within tolerances " + ", ".join(
-            f"{t:g}→{v}" for t, v in r.tolerances.items()) + ")" if r.fragile else ""
-        cmp = ">" if r.side == "above" else "<"
-        lines.append(f"  [{r.verdict.upper():>12}] {r.claim}: {r.interval}{r.unit} "
-                     f"(n={r.interval.n}), claim {cmp} {r.tolerance:g}{flag}")
-    return "\n".join(lines)
+    """The verdict lines, findings first, then implementation checks."""
+    return "\n".join(verdict_lines(_plain([dataclasses.asdict(r) for r in self.rows])))
 
   def save(self, directory: str | os.PathLike | None = None) -> pathlib.Path:
     """Write ``<notebook>.json``: to ``notebooks/results`` at full size, else ``directory``."""
@@ -201,8 +196,42 @@ def _plain(value):
   if isinstance(value, (list, tuple)):
     return [_plain(v) for v in value]
   if isinstance(value, (np.generic, np.ndarray)):
-    return value.tolist()
+    return _plain(value.tolist())
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)  # "inf", "-inf" or "nan": JSON has no such numbers
   return value
+
+
+def verdict_line(row: dict) -> str:
+  """One printed verdict line of a finding, from its saved (JSON) form."""
+  i = row["interval"]
+  interval = f"{i['mean']:.4g} [{i['low']:.4g}, {i['high']:.4g}]"
+  flag = "  (fragile: changes within tolerances " + ", ".join(
+      f"{float(t):g}→{v}" for t, v in row["tolerances"].items()) + ")" if row["fragile"] else ""
+  cmp = ">" if row["side"] == "above" else "<"
+  return (f"  [{row['verdict'].upper():>12}] {row['claim']}: {interval}{row['unit']} "
+          f"(n={i['n']}), claim {cmp} {row['tolerance']:g}{flag}")
+
+
+def verdict_lines(rows: Sequence[dict]) -> list[str]:
+  """Headed verdict lines (findings, then implementation checks) of saved findings."""
+  lines = []
+  for kind in ("finding", "implementation check"):
+    chosen = [r for r in rows if r["kind"] == kind]
+    if chosen:
+      lines.append(f"{kind.capitalize()}s:")
+      lines += [verdict_line(r) for r in chosen]
+  return lines
+
+
+def by_seed(result, metric: str, **conditions) -> np.ndarray:
+  """``metric`` of the rows of a sweep result meeting ``conditions``, ordered by seed.
+
+  Two calls with the same seeds give arrays that pair run by run (a paired design).
+  """
+  rows = result.filter(**conditions) if conditions else result
+  order = np.argsort(np.asarray(rows["seed"]), kind="stable")
+  return np.asarray(rows[metric], dtype=np.float64)[order]
 
 
 def load(notebook: str, directory: str | os.PathLike = RESULTS) -> dict:
