@@ -34,7 +34,8 @@ import numpy as np
 from scipy import stats
 
 HERE = pathlib.Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+# Full-size results go here; REGJAX_RESULTS points a scratch re-run elsewhere.
+RESULTS = pathlib.Path(os.environ.get("REGJAX_RESULTS", HERE / "results"))
 QUICK = os.environ.get("REGJAX_QUICK") == "1"
 SIDES = ("above", "below")
 
