@@ -208,7 +208,9 @@ def verdict_line(row: dict) -> str:
   i = row["interval"]
   interval = f"{i['mean']:.4g} [{i['low']:.4g}, {i['high']:.4g}]"
   flag = "  (fragile: changes within tolerances " + ", ".join(
-      f"{float(t):g}→{v}" for t, v in row["tolerances"].items()) + ")" if row["fragile"] else ""
+      f"{float(t):g}→{v}" for t, v in sorted(row["tolerances"].items(),
+                                             key=lambda item: float(item[0]))) + ")" \
+      if row["fragile"] else ""
   cmp = ">" if row["side"] == "above" else "<"
   return (f"  [{row['verdict'].upper():>12}] {row['claim']}: {interval}{row['unit']} "
           f"(n={i['n']}), claim {cmp} {row['tolerance']:g}{flag}")
