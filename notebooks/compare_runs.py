@@ -19,13 +19,14 @@ def load_dir(directory: pathlib.Path) -> dict[str, dict[str, dict]]:
   return runs
 
 
-def compare(first: dict, second: dict) -> tuple[list[str], int, int]:
-  """Markdown rows of the verdicts that differ, the number compared, the number that agree."""
-  rows, compared, same = [], 0, 0
+def compare(first: dict, second: dict) -> tuple[list[str], int, int, int]:
+  """Markdown rows of the verdicts that differ; the numbers compared, agreeing, identical."""
+  rows, compared, same, identical = [], 0, 0, 0
   for notebook in sorted(set(first) & set(second)):
     a, b = first[notebook], second[notebook]
     for key in sorted(set(a) & set(b)):
       compared += 1
+      identical += a[key]["interval"] == b[key]["interval"]
       if a[key]["verdict"] == b[key]["verdict"]:
         same += 1
         continue
@@ -34,16 +35,17 @@ def compare(first: dict, second: dict) -> tuple[list[str], int, int]:
                   f"({ia['mean']:.4g} [{ia['low']:.4g}, {ia['high']:.4g}]) | "
                   f"{b[key]['verdict']} ({ib['mean']:.4g} [{ib['low']:.4g}, {ib['high']:.4g}]) "
                   f"| {'yes' if a[key]['fragile'] or b[key]['fragile'] else 'no'} |")
-  return rows, compared, same
+  return rows, compared, same, identical
 
 
 def main(argv: list[str]) -> None:
   if len(argv) != 2:
     raise SystemExit("usage: python notebooks/compare_runs.py FIRST_DIR SECOND_DIR")
   first, second = (load_dir(pathlib.Path(a)) for a in argv)
-  rows, compared, same = compare(first, second)
+  rows, compared, same, identical = compare(first, second)
   print(f"{same} of {compared} verdicts agree between the two runs "
-        f"({', '.join(sorted(set(first) & set(second)))}).")
+        f"({', '.join(sorted(set(first) & set(second)))}); {identical} of {compared} "
+        "intervals are bit-identical.")
   if rows:
     print("\n| notebook | claim | first run | second run | flagged fragile |")
     print("|---|---|---|---|---|")
