@@ -34,7 +34,8 @@ import numpy as np
 from scipy import stats
 
 HERE = pathlib.Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+# Full-size results go here; REGJAX_RESULTS points a scratch re-run elsewhere.
+RESULTS = pathlib.Path(os.environ.get("REGJAX_RESULTS", HERE / "results"))
 QUICK = os.environ.get("REGJAX_QUICK") == "1"
 SIDES = ("above", "below")
 
@@ -64,6 +65,12 @@ def t_interval(samples: Iterable[float], level: float = 0.95) -> Interval:
   half = float(stats.t.ppf(0.5 + level / 2, values.size - 1)
                * values.std(ddof=1) / math.sqrt(values.size))
   return Interval(mean, mean - half, mean + half, int(values.size), level)
+
+
+def exact(value: float) -> Interval:
+  """A computed quantity with no sampling noise (a worked example, a count): n = 1."""
+  value = float(value)
+  return Interval(value, value, value, 1)
 
 
 def paired_interval(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> Interval:
@@ -166,19 +173,8 @@ class Findings:
     return next(r for r in self.rows if r.key == key)
 
   def table(self) -> str:
-    lines = []
-    for kind in ("finding", "implementation check"):
-      rows = [r for r in self.rows if r.kind == kind]
-      if not rows:
-        continue
-      lines.append(f"{kind.capitalize()}s:")
-      for r in rows:
-        flag = "  (fragile: changes within tolerances " + ", ".join(
-            f"{t:g}→{v}" for t, v in r.tolerances.items()) + ")" if r.fragile else ""
-        cmp = ">" if r.side == "above" else "<"
-        lines.append(f"  [{r.verdict.upper():>12}] {r.claim}: {r.interval}{r.unit} "
-                     f"(n={r.interval.n}), claim {cmp} {r.tolerance:g}{flag}")
-    return "\n".join(lines)
+    """The verdict lines, findings first, then implementation checks."""
+    return "\n".join(verdict_lines(_plain([dataclasses.asdict(r) for r in self.rows])))
 
   def save(self, directory: str | os.PathLike | None = None) -> pathlib.Path:
     """Write ``<notebook>.json``: to ``notebooks/results`` at full size, else ``directory``."""
@@ -201,12 +197,53 @@ def _plain(value):
   if isinstance(value, (list, tuple)):
     return [_plain(v) for v in value]
   if isinstance(value, (np.generic, np.ndarray)):
-    return value.tolist()
+    return _plain(value.tolist())
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)  # "inf", "-inf" or "nan": JSON has no such numbers
   return value
+
+
+def verdict_line(row: dict) -> str:
+  """One printed verdict line of a finding, from its saved (JSON) form."""
+  i = row["interval"]
+  interval = f"{i['mean']:.4g} [{i['low']:.4g}, {i['high']:.4g}]"
+  flag = "  (fragile: changes within tolerances " + ", ".join(
+      f"{float(t):g}→{v}" for t, v in sorted(row["tolerances"].items(),
+                                             key=lambda item: float(item[0]))) + ")" \
+      if row["fragile"] else ""
+  cmp = ">" if row["side"] == "above" else "<"
+  return (f"  [{row['verdict'].upper():>12}] {row['claim']}: {interval}{row['unit']} "
+          f"(n={i['n']}), claim {cmp} {row['tolerance']:g}{flag}")
+
+
+def verdict_lines(rows: Sequence[dict]) -> list[str]:
+  """Headed verdict lines (findings, then implementation checks) of saved findings."""
+  lines = []
+  for kind in ("finding", "implementation check"):
+    chosen = [r for r in rows if r["kind"] == kind]
+    if chosen:
+      lines.append(f"{kind.capitalize()}s:")
+      lines += [verdict_line(r) for r in chosen]
+  return lines
+
+
+def by_seed(result, metric: str, **conditions) -> np.ndarray:
+  """``metric`` of the rows of a sweep result meeting ``conditions``, ordered by seed.
+
+  Two calls with the same seeds give arrays that pair run by run (a paired design).
+  """
+  rows = result.filter(**conditions) if conditions else result
+  order = np.argsort(np.asarray(rows["seed"]), kind="stable")
+  return np.asarray(rows[metric], dtype=np.float64)[order]
 
 
 def load(notebook: str, directory: str | os.PathLike = RESULTS) -> dict:
   return json.loads((pathlib.Path(directory) / f"{notebook}.json").read_text())
+
+
+def _cell(text: str) -> str:
+  """Text for one Markdown table cell: a literal ``|`` (as in ``|w|``) is escaped."""
+  return text.replace("|", "\\|")
 
 
 def readme_table(directory: str | os.PathLike = RESULTS) -> str:
@@ -220,12 +257,12 @@ def readme_table(directory: str | os.PathLike = RESULTS) -> str:
       i = r["interval"]
       cmp = ">" if r["side"] == "above" else "<"
       flag = " (fragile)" if r["fragile"] else ""
-      lines.append(f"| {data['notebook']} | {r['kind']} | {r['claim']} | "
+      lines.append(f"| {data['notebook']} | {r['kind']} | {_cell(r['claim'])} | "
                    f"{i['mean']:.4g} [{i['low']:.4g}, {i['high']:.4g}]{r['unit']} ({i['n']}) | "
                    f"{cmp} {r['tolerance']:g} | {r['verdict']}{flag} |")
     for p in data.get("papers", []):
-      papers.append(f"| {data['notebook']} | {p['what']} | {p['paper']} | {p['theirs']} | "
-                    f"{p['ours']} | {p['setting']} |")
+      papers.append("| " + " | ".join(_cell(str(v)) for v in (
+          data["notebook"], p["what"], p["paper"], p["theirs"], p["ours"], p["setting"])) + " |")
   return ("<!-- verdicts:begin (generated by `python notebooks/evidence.py`) -->\n"
           + "\n".join(lines) + "\n\n### Papers side by side\n\n" + "\n".join(papers)
           + "\n<!-- verdicts:end -->")

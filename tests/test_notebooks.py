@@ -1,20 +1,60 @@
-"""Every research notebook re-executes in quick mode (REGJAX_QUICK=1) without error."""
+"""Research notebooks: each re-executes in quick mode, and its stored results are the source.
 
+Quick mode (REGJAX_QUICK=1) runs every notebook without error. The stored (full-size)
+notebooks and ``notebooks/results/*.json`` must agree: the README's generated verdict block
+is exactly ``evidence.readme_table()`` of the results, and every verdict line of a results
+file appears in the stored outputs of its notebook, so neither the README nor the printed
+verdicts can drift from the computed results.
+"""
+
+import json
 import os
 import pathlib
+import sys
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+HERE = pathlib.Path(__file__).parent.parent / "notebooks"
+NOTEBOOKS = sorted(HERE.glob("*.ipynb"))
+# Notebooks that must ship a full-size results file (the others add theirs when ready).
+WITH_RESULTS = ("01_l1_l2_elastic_net", "02_adam_l2_vs_adamw", "03_first_vs_final_layer_l1",
+                "04_proximal_vs_lasso", "05_orthogonality", "06_stochastic_regularizers",
+                "07_per_layer_lambda")
+
+
+def _evidence():
+  sys.path.insert(0, str(HERE))
+  try:
+    import evidence
+  finally:
+    sys.path.remove(str(HERE))
+  return evidence
+
+
+def _stream_text(notebook) -> str:
+  parts = []
+  for cell in notebook.cells:
+    if cell.cell_type != "code":
+      continue
+    for output in cell.get("outputs", []):
+      if output.get("output_type") == "stream":
+        parts.append(output.get("text", ""))
+      elif "text/plain" in output.get("data", {}):
+        parts.append(output["data"]["text/plain"])
+  return "".join(parts)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_quick_mode(path, monkeypatch, tmp_path):
   monkeypatch.setenv("REGJAX_QUICK", "1")
   monkeypatch.setenv("MPLBACKEND", "Agg")
+  # The kernel runs in tmp_path (quick results land there); `import evidence` needs the
+  # notebooks folder on its path.
+  monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+      [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]))
   notebook = nbformat.read(path, as_version=4)
   client = nbclient.NotebookClient(
       notebook, timeout=600, kernel_name="python3",
@@ -27,6 +67,37 @@ def test_notebook_runs_in_quick_mode(path, monkeypatch, tmp_path):
   text = "".join(str(output) for cell in notebook.cells if cell.cell_type == "code"
                  for output in cell.get("outputs", []))
   assert "Verdict" in text or "verdict" in text, f"{path.name} printed no verdict"
+  # A quick run writes its results beside itself, never over the stored full-size ones.
+  if path.stem in WITH_RESULTS:
+    quick = json.loads((tmp_path / "quick-results" / f"{path.stem}.json").read_text())
+    assert quick["quick"] is True and quick["findings"]
+
+
+def test_readme_block_is_generated_from_the_results():
+  evidence = _evidence()
+  readme = (HERE / "README.md").read_text()
+  begin = readme.index("<!-- verdicts:begin")
+  end = readme.index("<!-- verdicts:end -->") + len("<!-- verdicts:end -->")
+  assert readme[begin:end] == evidence.readme_table(), (
+      "notebooks/README.md is stale: run `python notebooks/evidence.py`")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_stored_outputs_quote_the_results_file(path):
+  evidence = _evidence()
+  results = HERE / "results" / f"{path.stem}.json"
+  if not results.exists():
+    assert path.stem not in WITH_RESULTS, f"{results.name} is missing: execute the notebook"
+    pytest.skip(f"{path.stem} has no results file yet")
+  data = json.loads(results.read_text())
+  assert data["quick"] is False, f"{results.name} holds a quick run"
+  assert data["findings"], f"{results.name} has no verdicts"
+  for row in data["findings"]:
+    assert row["verdict"] == evidence.verdict(
+        evidence.Interval(**row["interval"]), row["tolerance"], row["side"])
+  text = _stream_text(nbformat.read(path, as_version=4))
+  for line in evidence.verdict_lines(data["findings"]):
+    assert line in text, f"{path.name}'s stored outputs do not show: {line!r}"
 
 
 def test_there_are_notebooks():
