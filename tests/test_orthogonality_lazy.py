@@ -68,7 +68,7 @@ def test_every_one_is_the_eager_formula_bit_for_bit(kind):
     w = params["kernel"]
     if kind == "spectral":
       vector = penalties.spectral_vector(w, vector, "auto", 1)
-      grad = jax.grad(lambda x: penalties.spectral_orthogonality(x, "auto", 0, vector))(w)
+      grad = jax.grad(lambda x, v=vector: penalties.spectral_orthogonality(x, "auto", 0, v))(w)
     else:
       grad = jax.grad(penalties.ORTHOGONALITY[kind])(w)
     np.testing.assert_array_equal(updates["kernel"], grads["kernel"] + 0.3 * grad)
