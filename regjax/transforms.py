@@ -53,8 +53,8 @@ class PreconditionedProximalState(NamedTuple):
 class OrthogonalityState(NamedTuple):
   """State of :func:`orthogonality`."""
 
-  count: jax.Array  # shape=(), dtype=int32: steps taken so far.
-  vectors: Any  # spectral kind: one power-iteration vector per leaf; otherwise None.
+  count: jax.Array  # shape=(), dtype=int32: steps taken so far; due when count % every == 0.
+  vectors: Any  # spectral kind: one power-iteration vector per leaf (None where λ is None).
 
 
 def _check_rate(name: str, value: Any) -> None:

@@ -72,7 +72,7 @@ def test_regularizer_overhead_prints_its_ratios():
   assert len(verdicts) == 4
   assert "wide MLP 32 orthogonality spectral overhead <= 15% at some every (square, full step)" in (
       verdicts)
-  lines = re.findall(r"^  soft every=(\d+): test accuracy (\S+), orthogonality error (\S+)",
+  lines = re.findall(r"^  soft every=(\d+): test accuracy ([0-9.]+), orthogonality error ([0-9.]+)",
                      output, re.MULTILINE)
   assert [every for every, _, _ in lines] == ["1", "4"], output
   assert all(0 <= float(acc) <= 1 and float(err) >= 0 for _, acc, err in lines)
