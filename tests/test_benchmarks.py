@@ -62,8 +62,21 @@ def test_regularizer_overhead_prints_its_ratios():
     for pair in ("prox_adam/adam", "regjax_adamw/optax_adamw", "orth_soft/adam",
                  "orth_spectral/adam"):
       assert f"wide MLP 32 {mode} {pair}" in found, (mode, pair, output)
+  for kind in ("soft", "spectral"):  # lazy orthogonality, full step only
+    for every in (4, 16):
+      assert f"wide MLP 32 full step orth_{kind}_every{every}/adam" in found, output
+  for name in ("soft every=16, counter batched", "plain cond every=16, counter batched"):
+    assert f"vmap 2 rows {name}/adam" in found, output
   assert "auto-mode saving 256x16 rows/auto" in found
-  assert len(targets(output)) == 4
+  verdicts = targets(output)
+  assert len(verdicts) == 4
+  assert "wide MLP 32 orthogonality spectral overhead <= 15% at some every (square, full step)" in (
+      verdicts)
+  lines = re.findall(r"^  soft every=(\d+): test accuracy ([0-9.]+), orthogonality error ([0-9.]+)",
+                     output, re.MULTILINE)
+  assert [every for every, _, _ in lines] == ["1", "4"], output
+  assert all(0 <= float(acc) <= 1 and float(err) >= 0 for _, acc, err in lines)
+  assert "paired vs every=1 (95% t)" in output
 
 
 @pytest.mark.slow
