@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import math
 import numbers
 import sys
@@ -66,8 +67,10 @@ from regjax.experiment.results import SweepResult
 # Share of the free device memory a chunk may use; XLA's estimate is not exact.
 _MEMORY_HEADROOM = 0.9
 # Whether `progress_callback` stages its callback; `sweep(progress=False)` clears it
-# while it traces the user's function.
-_STEP_PROGRESS = True
+# while it traces the user's function. A ContextVar, so threads and nested sweeps each
+# see their own setting.
+_STEP_PROGRESS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "regjax_step_progress", default=True)
 
 
 # ----------------------------------------------------------------------------- grids
@@ -299,7 +302,7 @@ def progress_callback(
   if every is None:
     every = max(1, int(total_steps) // 20)
   _check_positive_int("every", every)
-  if not enabled or not _STEP_PROGRESS:
+  if not enabled or not _STEP_PROGRESS.get():
     return
   reporter = _StepReporter(int(total_steps), desc)
   step = jnp.asarray(step)
@@ -309,12 +312,16 @@ def progress_callback(
 
 @contextlib.contextmanager
 def _step_progress(enabled: bool) -> Iterator[None]:
-  global _STEP_PROGRESS
-  previous, _STEP_PROGRESS = _STEP_PROGRESS, bool(enabled)
+  token = _STEP_PROGRESS.set(bool(enabled))
   try:
     yield
   finally:
-    _STEP_PROGRESS = previous
+    _STEP_PROGRESS.reset(token)
+
+
+def step_progress_enabled() -> bool:
+  """Whether :func:`progress_callback` reports in the current context (see :func:`sweep`)."""
+  return _STEP_PROGRESS.get()
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -425,10 +432,12 @@ def _check_metrics(out_info: Any, hparam_names: Sequence[str]) -> None:
           f"({list(_results.RESERVED)} or a grid axis);"
           " rename it (return `failed_step` to flag a failure)."
       )
-    if not isinstance(info, jax.ShapeDtypeStruct) or len(info.shape) != 1:
+    curve = name.startswith(_results.CURVE_PREFIX)
+    if not isinstance(info, jax.ShapeDtypeStruct) or len(info.shape) != 1 + curve:
       shape = getattr(info, "shape", None)
       shape = shape[1:] if shape else shape
-      raise ValueError(f"Metric `{name}` must be a scalar per run, got shape {shape}.")
+      kind = "a 1-D curve" if curve else "a scalar"
+      raise ValueError(f"Metric `{name}` must be {kind} per run, got shape {shape}.")
     if not (jnp.issubdtype(info.dtype, jnp.number) or jnp.issubdtype(info.dtype, jnp.bool_)):
       raise TypeError(f"Metric `{name}` must be numeric, got dtype {info.dtype}.")
 
@@ -494,6 +503,14 @@ def sweep(
   metric ``failed_step`` (an int, -1 meaning none) that is >= 0; the ``failed`` column
   says so and other rows are unaffected (rows never interact).
 
+  A metric named ``"curves/<name>"`` is a curve: a 1-D array per row (the same length in
+  every row), kept in :attr:`SweepResult.curves` as ``[rows, evaluations]`` under
+  ``<name>``, not as a column; it chunks and shards like the rest of the row.
+
+  An ``fn`` with a non-None attribute ``sweep_rows`` (a :class:`Trainer` on a stream of
+  batches) runs its rows itself: ``fn.sweep_rows(hparams, seeds, sharding)`` gets each
+  chunk's hyperparameters and seeds, placed on the mesh, and returns the metrics.
+
   Args:
     fn: ``fn(hparams, key) -> {metric: scalar}``; ``hparams`` maps each grid axis to a
       traced float scalar, ``key`` is a typed PRNG key. It is traced once per chunk
@@ -533,7 +550,16 @@ def sweep(
   def compile_rows(rows: int) -> tuple[Any, tuple[str, ...]]:
     return _compiled_program(fn, grid.names, rows, float_dtype, sharding, progress)
 
-  if chunk_size is None:
+  host_fed = getattr(fn, "sweep_rows", None)
+  if host_fed is not None:
+    # fn feeds its rows from the host itself (a Trainer on a stream of batches).
+    rows_per_device = math.ceil(min(chunk_size or n_rows, n_rows) / n_shards)
+    metric_order = ()
+
+    def compiled(chunk_hparams: Any, chunk_seeds: Any) -> Any:
+      with _step_progress(progress):
+        return host_fed(chunk_hparams, chunk_seeds, sharding)
+  elif chunk_size is None:
     rows_per_device = math.ceil(n_rows / n_shards)
     compiled, metric_order = compile_rows(rows_per_device * n_shards)
     estimate = _estimated_bytes(compiled)
@@ -572,7 +598,7 @@ def sweep(
   if progress:
     jax.effects_barrier()  # flush `progress_callback` reports before returning
 
-  names = metric_order or sorted(pieces[0])
+  names = metric_order or list(pieces[0])
   metrics = {name: np.concatenate([p[name] for p in pieces])[:n_rows] for name in names}
   return build_result(grid, hparams, seed_column, metrics, time.perf_counter() - start, chunk)
 
@@ -592,6 +618,9 @@ def build_result(
     chunk: int | None,
 ) -> SweepResult:
   """A :class:`SweepResult` with ``failed`` marking non-finite metrics or a ``failed_step``."""
+  prefix = _results.CURVE_PREFIX
+  curves = {name[len(prefix):]: v for name, v in metrics.items() if name.startswith(prefix)}
+  metrics = {name: v for name, v in metrics.items() if not name.startswith(prefix)}
   failed = np.zeros(len(seed_column), dtype=bool)
   for values in metrics.values():
     if np.issubdtype(values.dtype, np.inexact):
@@ -599,7 +628,7 @@ def build_result(
   if "failed_step" in metrics:
     failed |= metrics["failed_step"] >= 0
   columns = {**hparams, "seed": seed_column, **metrics, "failed": failed}
-  return SweepResult(
-      columns, hparams=grid.names, metrics=list(metrics), wall_time=wall_time, chunk_size=chunk)
+  return SweepResult(columns, hparams=grid.names, metrics=list(metrics), wall_time=wall_time,
+                     chunk_size=chunk, curves=curves)
 
 
