@@ -45,7 +45,8 @@ def test_curve_ends_at_the_final_metric_and_segments_record_the_same_curve():
   np.testing.assert_array_equal(final["curves/step"], [10, 20, 30, 40])
   # Half-way, the points not yet reached are NaN.
   half = jax.jit(lambda s: RUN.advance(hparams, s, 20))(start)
-  assert np.isnan(half.curves["test_loss"][2:]).all() and np.isfinite(half.curves["test_loss"][:2]).all()
+  assert np.isnan(half.curves["test_loss"][2:]).all()
+  assert np.isfinite(half.curves["test_loss"][:2]).all()
   with pytest.raises(ValueError, match="multiple of `eval_every`"):
     RUN.advance(hparams, start, 15)
 
@@ -62,10 +63,9 @@ def test_curves_chunk_and_resume_like_the_rest_of_the_row(tmp_path):
       np.testing.assert_allclose(other.curves[name], curve, rtol=1e-6, err_msg=name)
   # Seeds averaged pointwise, with a band.
   means = whole.mean_over_seeds()
-  rows = whole.curves["validation_accuracy"]
-  np.testing.assert_allclose(means.curves["validation_accuracy_mean"], rows.reshape(3, 2, 4).mean(1))
-  np.testing.assert_allclose(means.curves["validation_accuracy_std"],
-                             rows.reshape(3, 2, 4).std(1, ddof=1))
+  rows = whole.curves["validation_accuracy"].reshape(3, 2, 4)
+  np.testing.assert_allclose(means.curves["validation_accuracy_mean"], rows.mean(1))
+  np.testing.assert_allclose(means.curves["validation_accuracy_std"], rows.std(1, ddof=1))
 
 
 def hand_result():
