@@ -1,6 +1,9 @@
 """The Trainer with any NNX model and any loss: regression, autoencoders, dropout,
 DropConnect, batch norm, the output layer found from the model, streamed batches."""
 
+import importlib.util
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -173,3 +176,19 @@ def test_streamed_batches_equal_the_in_memory_run_fed_the_same_batches():
   with pytest.raises(TypeError, match="one-shot iterator"):
     regjax.sweep(Trainer(model=memory.model, optimizer=memory.optimizer, train=stream(),
                          test=TEST, steps=steps), grid, progress=False)
+
+
+@pytest.mark.slow
+def test_cnn_example_trains_through_a_sweep_in_tiny_mode(capsys):
+  path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "cnn_dropout_batchnorm.py"
+  spec = importlib.util.spec_from_file_location("cnn_example", path)
+  example = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(example)
+  result = example.main(["--tiny"])
+  assert len(result) == 4 and not result["failed"].any()
+  assert (result["test_accuracy"] > 0.3).all()  # chance is 0.1; 40 steps
+  # Label smoothing raises the training loss above the plain cross-entropy (aux).
+  smooth = result["smooth"] > 0
+  assert (result["train_loss"][smooth] > result["train_cross_entropy"][smooth]).all()
+  np.testing.assert_allclose(result["train_loss"][~smooth], result["train_cross_entropy"][~smooth])
+  assert "best on validation" in capsys.readouterr().out
