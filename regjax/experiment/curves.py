@@ -59,6 +59,18 @@ def best_step(curve: np.ndarray, ok: np.ndarray, mode: str) -> tuple[int, int]:
   return int(row), int(index)
 
 
+def figure_and_axes(ax: Any, caller: str) -> tuple[Any, Any]:
+  """``ax``'s Figure and ``ax``, or a new Figure (no pyplot state) and its Axes."""
+  try:
+    from matplotlib.figure import Figure
+  except ImportError as error:
+    raise ImportError(f"`{caller}` needs matplotlib: pip install 'regjax[plots]'.") from error
+  if ax is None:
+    figure = Figure(figsize=(6.0, 4.0), layout="constrained")
+    return figure, figure.add_subplot()
+  return ax.figure, ax
+
+
 def plot(result: Any, metric: str, by: str | None, *, ax: Any = None,
          path: str | pathlib.Path | None = None, title: str | None = None,
          label_format: str = "{:.3g}") -> Any:
@@ -71,15 +83,7 @@ def plot(result: Any, metric: str, by: str | None, *, ax: Any = None,
   name = f"{metric}_mean" if averaged else metric
   if name not in curves:
     raise ValueError(f"`metric` must name a curve; curves are {sorted(curves)}, got {metric!r}.")
-  try:
-    from matplotlib.figure import Figure
-  except ImportError as error:
-    raise ImportError("`plot_curves` needs matplotlib: pip install 'regjax[plots]'.") from error
-  if ax is None:
-    figure = Figure(figsize=(6.0, 4.0), layout="constrained")
-    ax = figure.add_subplot()
-  else:
-    figure = ax.figure
+  figure, ax = figure_and_axes(ax, "plot_curves")
   ok = ~result["failed"]
   keys = np.zeros(len(result)) if by is None else result[by]
   others = [h for h in result.hparams if h != by]

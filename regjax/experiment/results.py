@@ -375,15 +375,7 @@ class SweepResult:
     """
     for argument, name in (("x", x), ("y", y)) + ((("hue", hue),) if hue is not None else ()):
       self._check_column(argument, name)
-    try:
-      from matplotlib.figure import Figure
-    except ImportError as error:
-      raise ImportError("`plot` needs matplotlib: pip install 'regjax[plots]'.") from error
-    if ax is None:
-      figure = Figure(figsize=(6.0, 4.0), layout="constrained")
-      ax = figure.add_subplot()
-    else:
-      figure = ax.figure
+    figure, ax = _curves.figure_and_axes(ax, "plot")
     ok = ~self._data["failed"]
     xs_all = self._data[x].astype(np.float64)
     band = y[: -len("_mean")] + "_std" if y.endswith("_mean") else None

@@ -170,7 +170,9 @@ class Trainer:
       ``steps``. None records none.
     hidden: Optax-style mask of the kernels whose output units count for
       ``dead_units``; None takes every kernel (``ndim >= 2`` Param) except those of the
-      output layer, found from the model: the layer whose output is the model's output.
+      output layer, found from the model: the layer whose output is the model's output
+      (traced once on ``test``'s first example; if no layer's output is returned as is,
+      the last kernel in path order, as :func:`hidden_kernels`).
     segment_steps: steps per host-fed segment of a streamed run (a multiple of
       ``eval_every`` dividing ``steps``); None picks the largest such count <= 100.
     progress: report step progress through :func:`regjax.progress_callback`.
@@ -328,7 +330,7 @@ class Trainer:
     if self.loss_fn is not None:
       batch = self._example_batch()
       _, (aux, _) = jax.eval_shape(
-          lambda: self._train_loss(params, model_state, state.rng_key, 0, hparams, batch))
+          lambda b: self._train_loss(params, model_state, state.rng_key, 0, hparams, b), batch)
       state = state._replace(aux={k: jnp.zeros(v.shape, v.dtype) for k, v in aux.items()})
     if self.eval_every is not None:
       shapes = jax.eval_shape(lambda: self._measure(hparams, state))
@@ -360,6 +362,8 @@ class Trainer:
       The state after the steps, with any curve points they reach recorded.
     """
     hparams = _Axes(hparams)
+    if num_steps == 0:
+      return state
     every = self.eval_every or num_steps
     if num_steps % every:
       raise ValueError(f"`num_steps` {num_steps} must be a multiple of `eval_every` {every}.")
@@ -437,8 +441,7 @@ class Trainer:
     result["zero_weights"] = metrics.zero_fraction(state.params, masks.matrices)
     result["dead_units"] = metrics.dead_unit_fraction(state.params, self.hidden_mask)
     for name, value in sown.items():
-      if "__call__" not in name:
-        result[f"{name}_zero"] = jnp.mean(value == 0)
+      result[f"{name}_zero"] = jnp.mean(value == 0)
     return result
 
   def evaluate(self, hparams: Hparams, state: TrainState) -> dict[str, jax.Array]:
