@@ -33,6 +33,7 @@ def test_table_csv_and_png(tiny_run):
   assert rows[1:] == printed  # the CSV holds exactly the printed rows
   assert {row[0] for row in rows[1:]} == set(cli.METHODS)
   assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   for row in rows[1:]:
     assert 0.0 <= float(row[2]) <= 1.0 and 0.0 <= float(row[4]) <= 100.0
 

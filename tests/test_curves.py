@@ -2,6 +2,7 @@
 `SweepResult` through chunks, seeds, files, early stopping and plots."""
 
 import pathlib
+import shutil
 
 import jax
 import numpy as np
@@ -56,7 +57,15 @@ def test_curves_chunk_and_resume_like_the_rest_of_the_row(tmp_path):
   chunked = regjax.sweep(RUN, GRID, seeds=(0, 1), chunk_size=4, progress=False)
   resumed = checkpoint.resumable_sweep(RUN, GRID, seeds=(0, 1), directory=tmp_path,
                                        segments=2, progress=False)
+  # Interrupted after the first segment: drop the newest checkpoint and resume.
+  shutil.rmtree(sorted(tmp_path.glob("segment*"))[-1], ignore_errors=True)
+  for leftover in sorted(tmp_path.glob("segment*"))[1:]:
+    leftover.unlink()
+  again = checkpoint.resumable_sweep(RUN, GRID, seeds=(0, 1), directory=tmp_path,
+                                     segments=2, resume=True, progress=False)
   assert whole.curves["test_accuracy"].shape == (6, 4)
+  for name, curve in resumed.curves.items():
+    np.testing.assert_array_equal(again.curves[name], curve, err_msg=name)
   for other in (chunked, resumed):
     assert set(other.curves) == set(whole.curves)
     for name, curve in whole.curves.items():
