@@ -364,24 +364,22 @@ class Trainer:
     hparams = _Axes(hparams)
     if num_steps == 0:
       return state
-    every = self.eval_every or num_steps
-    if num_steps % every:
-      raise ValueError(f"`num_steps` {num_steps} must be a multiple of `eval_every` {every}.")
+    if self.eval_every is not None and num_steps % self.eval_every:
+      raise ValueError(f"`num_steps` {num_steps} must be a multiple of `eval_every` "
+                       f"{self.eval_every}.")
     if batches is None and self.streamed:
       raise TypeError("This Trainer streams its data: pass `batches` (stacked batches of the "
                       "segment), or run it through `regjax.sweep`.")
     tx = self.optimizer(hparams)
     data_key = jax.random.wrap_key_data(state.data_key)
 
-    def step(carry, inputs):
-      state, offset = carry, inputs[0]
+    def step(state, inputs):
+      offset, batch = inputs
       t = state.step + offset
       if batches is None:
         n = _first(self.train).shape[0]
         index = jax.random.randint(jax.random.fold_in(data_key, t), (self.batch_size,), 0, n)
         batch = jax.tree.map(lambda a: a[index], self.train)
-      else:
-        batch = inputs[1]
       grad_fn = jax.value_and_grad(self._train_loss, has_aux=True)
       (loss, (aux, model_state)), grads = grad_fn(
           state.params, state.model_state, state.rng_key, t, hparams, batch)
@@ -390,39 +388,40 @@ class Trainer:
       failed = jnp.where((state.failed_step < 0) & ~jnp.isfinite(loss), t, state.failed_step)
       if self.progress:
         _sweep.progress_callback(t, self.steps, desc="train steps")
-      return state._replace(params=params, model_state=model_state, opt_state=opt_state,
-                            loss=loss, aux=aux, failed_step=failed), None
-
-    def block(state, inputs):
-      offsets, block_batches = inputs
-      start = state.step
-      state, _ = jax.lax.scan(step, state, (offsets, block_batches))
-      state = state._replace(step=start + every)
+      state = state._replace(params=params, model_state=model_state, opt_state=opt_state,
+                             loss=loss, aux=aux, failed_step=failed)
       if self.eval_every is not None:
-        index = state.step // every - 1
-        measured = self._measure(hparams, state)
-        state = state._replace(curves={name: curve.at[index].set(measured[name])
-                                       for name, curve in state.curves.items()})
+        # `offset` is not batched under vmap, so this stays a branch taken every N steps.
+        due = (offset + 1) % self.eval_every == 0
+        state = jax.lax.cond(due, lambda s: self._record(hparams, s, t + 1), lambda s: s, state)
       return state, None
 
-    blocks = num_steps // every
-    offsets = jnp.arange(num_steps, dtype=jnp.int32).reshape(blocks, every) % every
-    if batches is not None:
-      batches = jax.tree.map(lambda a: a.reshape(blocks, every, *a.shape[1:]), batches)
-    state, _ = jax.lax.scan(block, state, (offsets, batches))
-    return state
+    offsets = jnp.arange(num_steps, dtype=jnp.int32)
+    state, _ = jax.lax.scan(step, state, (offsets, batches))
+    return state._replace(step=state.step + num_steps)
+
+  def _record(self, hparams: Hparams, state: TrainState, steps_done: jax.Array) -> TrainState:
+    """Writes the metrics after ``steps_done`` steps at evaluation ``steps_done // N - 1``."""
+    measured = self._measure(hparams, state)
+    index = steps_done // self.eval_every - 1
+    return state._replace(curves={name: curve.at[index].set(measured[name])
+                                  for name, curve in state.curves.items()})
 
   def _held_out(self, prefix: str, data: Any, hparams: Hparams, state: TrainState):
     model = self._merge(state.params, state.model_state, state.rng_key, state.step)
     model.eval()
 
     def measure(model):
-      loss, _ = _split_loss(self._loss_value(model, data, hparams))
-      found = {"loss": loss}
-      if self.loss_fn is None:
+      if self.loss_fn is None:  # one forward pass for the loss and the accuracy
         inputs, labels = data
+        outputs = model(inputs)
         if jnp.issubdtype(labels.dtype, jnp.integer):
-          found["accuracy"] = jnp.mean(jnp.argmax(model(inputs), -1) == labels)
+          found = {"loss": cross_entropy(outputs, labels),
+                   "accuracy": jnp.mean(jnp.argmax(outputs, -1) == labels)}
+        else:
+          found = {"loss": squared_error(outputs, labels)}
+      else:
+        found = {"loss": _split_loss(self.loss_fn(model, data, hparams))[0]}
       if self.metrics_fn is not None:
         found.update(self.metrics_fn(model, data, hparams))
       return found
