@@ -128,6 +128,21 @@ def timed(fn: Callable[[], Any]) -> float:
   return time.perf_counter() - start
 
 
+def cpu_timer(fn: Callable[[], Any], walls: list[float]) -> Callable[[], float]:
+  """A variant for :func:`interleave` that returns the process CPU seconds of ``fn()``
+  (all threads; steadier than wall time on an oversubscribed machine, but blind to
+  overlap of host and device work) and appends its wall seconds to ``walls``."""
+  import jax
+
+  def variant() -> float:
+    wall, start = time.perf_counter(), time.process_time()
+    jax.block_until_ready(fn())
+    walls.append(time.perf_counter() - wall)
+    return time.process_time() - start
+
+  return variant
+
+
 def interleave(
     variants: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 1
 ) -> dict[str, np.ndarray]:

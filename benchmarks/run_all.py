@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("sweep_throughput", "regularizer_overhead", "lasso_path", "sharded_scaling")
+BENCHMARKS = ("sweep_throughput", "regularizer_overhead", "lasso_path", "sharded_scaling",
+              "streamed_data", "curve_overhead")
 
 
 def main() -> int:

@@ -95,3 +95,16 @@ def test_sharded_scaling_prints_its_ratios():
   output = run_quick("sharded_scaling")
   found = ratios(output)
   assert {"speedup sweep call 2 vs 1 device(s)", "speedup program 2 vs 1 device(s)"} <= set(found)
+
+
+@pytest.mark.slow
+def test_streamed_data_prints_its_ratios():
+  found = ratios(run_quick("streamed_data"))  # full mode: K = 16 and 64
+  assert "time stream/mem K=4" in found
+
+
+@pytest.mark.slow
+def test_curve_overhead_prints_its_ratios():
+  output = run_quick("curve_overhead")
+  assert "time eval_every=100/none" in ratios(output)  # full mode: 10, 100 and 1000
+  assert list(targets(output)) == ["overhead <= 5% at eval_every=100"]

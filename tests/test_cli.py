@@ -41,6 +41,7 @@ def test_the_printed_table_is_sweep_csv_rounded(tiny_run):
     assert cells == shown
     assert 0.0 <= float(row[2]) <= 1.0 and 0.0 <= float(row[4]) <= 100.0
   assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_rows_csv_holds_every_seed_and_averages_to_sweep_csv(tiny_run):

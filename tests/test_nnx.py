@@ -77,6 +77,13 @@ def test_hidden_kernel_mask_and_dead_fraction():
   assert mask["layers"][0]["kernel"] and not mask["layers"][1]["kernel"]
   params["layers"][0]["kernel"] = params["layers"][0]["kernel"].at[0, 1].set(1.0)
   np.testing.assert_allclose(hidden_dead_fraction(params), 3 / 4)
+  # For an MLP the output layer found from the model is the last kernel in path order.
+  run = Trainer(model=lambda rngs: models.MLP(64, (8, 8), 10, rngs=rngs),
+                optimizer=lambda h: optax.adam(1e-2), train=TRAIN, test=TEST, steps=1)
+  state = run.init({}, jax.random.key(0))
+  assert run.hidden_mask(state.params) == hidden_kernels(state.params)
+  assert jax.tree.leaves(run.hidden_mask(state.params)) == [False, True, False, True, False,
+                                                           False]
 
 
 def test_trainer_rejects_bad_settings():

@@ -49,3 +49,5 @@ def test_readme_examples_run_in_order(tmp_path, monkeypatch):
   result = namespace["result"]
   assert len(result) == 24 and not result["failed"].any()
   assert (tmp_path / "acc.png").stat().st_size > 0
+  assert result.curves["zero_weights"].shape == (24, 10)
+  assert (tmp_path / "curves.png").stat().st_size > 0

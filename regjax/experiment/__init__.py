@@ -3,11 +3,21 @@
 :func:`sweep` trains every point of a :func:`grid` (and every seed) as one
 ``jit(vmap(...))``, its rows laid out by :mod:`rows`; :class:`Trainer` turns a Flax NNX
 model and an optimizer built from the hyperparameters into the function a sweep runs;
-:class:`SweepResult` prints, saves and plots the rows; :mod:`checkpoint` resumes a
+:class:`SweepResult` prints, saves and plots the rows and their curves (:mod:`curves`);
+:mod:`streaming` feeds a Trainer batches from the host; :mod:`checkpoint` resumes a
 sweep; :mod:`data` holds the embedded digits; :mod:`cli` is ``regjax sweep``.
 """
 
-from regjax.experiment import checkpoint, data, results, rows, sweeps, trainer
+from regjax.experiment import (
+    checkpoint,
+    curves,
+    data,
+    results,
+    rows,
+    streaming,
+    sweeps,
+    trainer,
+)
 from regjax.experiment.results import SweepResult
 from regjax.experiment.results import concat as concat_results
 from regjax.experiment.sweeps import Grid, grid, progress_callback, sweep, zip_grid
@@ -20,11 +30,13 @@ __all__ = [
     "Trainer",
     "checkpoint",
     "concat_results",
+    "curves",
     "data",
     "grid",
     "progress_callback",
     "results",
     "rows",
+    "streaming",
     "sweep",
     "sweeps",
     "trainer",

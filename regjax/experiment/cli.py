@@ -3,8 +3,10 @@
 Each method trains one MLP per (λ, seed) as one vmapped computation, saved after each
 segment of steps (``--resume`` goes on from there), and the results go to the terminal
 (one row per method and λ, mean over seeds), ``sweep.csv`` (the same rows),
-``rows.csv`` (every seed, full precision) and ``sweep.png`` (held-out accuracy against
-the share of exact-zero weights).
+``rows.csv`` (every seed, full precision), ``sweep.png`` (held-out accuracy against
+the share of exact-zero weights) and ``curves.png`` (held-out accuracy and the share of
+exact zeros against steps, for a few λ of each method, recorded about 20 times per run
+inside the compiled training loop).
 """
 
 from __future__ import annotations
@@ -208,7 +210,14 @@ def _trainer(method: Method, args: argparse.Namespace) -> regjax_nnx.Trainer:
       model=lambda rngs: models.MLP(64, hidden, 10, rngs=rngs),
       optimizer=method.optimizer(args.learning_rate),
       train=data.load_digits("train"), test=data.load_digits("test"),
-      steps=args.steps, batch_size=args.batch_size, loss_penalty=method.loss_penalty)
+      steps=args.steps, batch_size=args.batch_size, loss_penalty=method.loss_penalty,
+      eval_every=_eval_every(args.steps, args.segments))
+
+
+def _eval_every(steps: int, segments: int) -> int:
+  """About 20 evaluations per run, a divisor of the segment length (curves resume)."""
+  per_segment = steps // segments
+  return max(d for d in range(1, max(1, steps // 20) + 1) if per_segment % d == 0)
 
 
 def run_sweep(args: argparse.Namespace) -> _results.SweepResult:
@@ -227,7 +236,7 @@ def run_sweep(args: argparse.Namespace) -> _results.SweepResult:
     columns = {column: result[column] for column in result.columns}
     columns["seconds"] = np.full(len(result), result.wall_time)
     results[name] = _results.SweepResult(columns, hparams=result.hparams,
-                                         wall_time=result.wall_time)
+                                         wall_time=result.wall_time, curves=result.curves)
   return _results.concat(results)
 
 
@@ -265,6 +274,40 @@ def write_outputs(rows: _results.SweepResult, summary: _results.SweepResult,
   return tuple(paths + [path for path in figures if path is not None])
 
 
+def write_curves(rows: _results.SweepResult, out: pathlib.Path,
+                 lines: int = 4) -> tuple[pathlib.Path, ...]:
+  """``curves.png``: held-out accuracy and exact zeros against steps, a few λ per method.
+
+  One column of two panels per method; each line is one λ (``lines`` of them, evenly
+  spaced over the grid), the mean over seeds with a ±1 std band.
+  """
+  if "test_accuracy" not in rows.curves:
+    return ()
+  try:
+    from matplotlib.figure import Figure
+  except ImportError:
+    print("matplotlib is not installed (pip install 'regjax[plots]'): no curves.png",
+          file=sys.stderr)
+    return ()
+  methods = list(dict.fromkeys(rows["method"].tolist()))
+  figure = Figure(figsize=(4.0 * len(methods), 6.0), layout="constrained")
+  axes = figure.subplots(2, len(methods), squeeze=False)
+  for j, method in enumerate(methods):
+    part = rows.filter(method=method)
+    lams = np.unique(part["lam"])
+    chosen = lams[np.unique(np.linspace(0, len(lams) - 1, min(lines, len(lams))).round()
+                            .astype(int))]
+    part = part.filter(lam=chosen.tolist())
+    part.plot_curves("test_accuracy", by="lam", ax=axes[0, j], title=method)
+    part.plot_curves("zero_weights", by="lam", ax=axes[1, j])
+    axes[0, j].set_ylabel("held-out accuracy")
+    axes[1, j].set_ylabel("exact-zero weights (share)")
+  path = out / "curves.png"
+  out.mkdir(parents=True, exist_ok=True)
+  figure.savefig(path, dpi=100)
+  return (path,)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(argv)
   start = time.perf_counter()
@@ -283,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
   summary = summarize(rows)
   print(summary.to_table())
-  paths = write_outputs(rows, summary, args.out)
+  paths = write_outputs(rows, summary, args.out) + write_curves(rows, args.out)
   print(f"wrote {', '.join(str(p) for p in paths)}; total wall time "
         f"{time.perf_counter() - start:.1f} s")
   failed = int(np.sum(summary["failed"]))

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from regjax import _checks
+from regjax.experiment import curves as _curves
 
 RESERVED = ("seed", "failed", "n_seeds", "n_failed")
-
+# A metric of `fn` named "curves/<name>" is a curve `<name>` (see `regjax.sweep`).
+CURVE_PREFIX = "curves/"
 
 
 def _python_value(value: Any) -> Any:
@@ -54,6 +56,8 @@ class SweepResult:
       hparam, ``seed``, ``n_seeds``, ``n_failed`` or ``failed``.
     wall_time: seconds the sweep took, compilation included.
     chunk_size: rows per compiled call, when the result comes from :func:`sweep`.
+    curves: mapping name -> array ``[rows, evaluations]`` of metrics recorded during
+      training (all of one shape); ``"step"`` holds the step of each evaluation.
   """
 
   def __init__(
@@ -64,6 +68,7 @@ class SweepResult:
       metrics: Sequence[str] | None = None,
       wall_time: float = 0.0,
       chunk_size: int | None = None,
+      curves: Mapping[str, Any] | None = None,
   ):
     data = {name: np.asarray(values) for name, values in columns.items()}
     lengths = {name: values.shape for name, values in data.items()}
@@ -82,6 +87,15 @@ class SweepResult:
     self.metrics = tuple(metrics)
     self.wall_time = float(wall_time)
     self.chunk_size = chunk_size
+    self._curves = _curves.check(curves or {}, n)
+
+  @property
+  def curves(self) -> dict[str, np.ndarray]:
+    """Metrics recorded during training: name -> ``[rows, evaluations]`` (copies).
+
+    ``curves["step"]`` is the step of each evaluation. Empty when none were recorded.
+    """
+    return {name: values.copy() for name, values in self._curves.items()}
 
   @property
   def columns(self) -> tuple[str, ...]:
@@ -102,7 +116,7 @@ class SweepResult:
   def _like(self, data: Mapping[str, Any], **changes: Any) -> SweepResult:
     options = dict(
         hparams=self.hparams, metrics=self.metrics, wall_time=self.wall_time,
-        chunk_size=self.chunk_size,
+        chunk_size=self.chunk_size, curves=self._curves,
     )
     options.update(changes)
     return SweepResult(data, **options)
@@ -195,6 +209,10 @@ class SweepResult:
         "metrics": list(self.metrics),
         "wall_time": self.wall_time,
         "records": records,
+        "curves": {name: {"dtype": str(values.dtype),
+                          "values": [[None if isinstance(v, float) and not math.isfinite(v)
+                                      else v for v in row] for row in values.tolist()]}
+                   for name, values in self._curves.items()},
     }
     path = pathlib.Path(path)
     path.write_text(json.dumps(document, indent=1, allow_nan=False))
@@ -206,15 +224,42 @@ class SweepResult:
     document = json.loads(pathlib.Path(path).read_text())
     records = document["records"]
     data = {name: _json_column([r[name] for r in records]) for name in document["columns"]}
+    curves = {name: np.array([[np.nan if v is None else v for v in row]
+                              for row in curve["values"]], dtype=curve["dtype"])
+              for name, curve in document.get("curves", {}).items()}
     return cls(
         data,
         hparams=document["hparams"],
         metrics=document["metrics"],
         wall_time=document["wall_time"],
+        curves=curves,
     )
 
+  def to_npz(self, path: str | pathlib.Path) -> pathlib.Path:
+    """Writes columns and curves with their exact dtypes to a NumPy ``.npz`` archive."""
+    meta = {"hparams": list(self.hparams), "metrics": list(self.metrics),
+            "wall_time": self.wall_time, "columns": list(self.columns),
+            "curves": list(self._curves)}
+    arrays = {f"column/{name}": values for name, values in self._data.items()}
+    arrays.update({f"curve/{name}": values for name, values in self._curves.items()})
+    path = pathlib.Path(path)
+    with path.open("wb") as handle:
+      np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+    return path
+
+  @classmethod
+  def from_npz(cls, path: str | pathlib.Path) -> SweepResult:
+    """Reads a file written by :meth:`to_npz`."""
+    with np.load(pathlib.Path(path)) as archive:
+      meta = json.loads(str(archive["meta"]))
+      data = {name: archive[f"column/{name}"] for name in meta["columns"]}
+      curves = {name: archive[f"curve/{name}"] for name in meta["curves"]}
+    return cls(data, hparams=meta["hparams"], metrics=meta["metrics"],
+               wall_time=meta["wall_time"], curves=curves)
+
   def _take(self, index: np.ndarray) -> SweepResult:
-    return self._like({name: values[index] for name, values in self._data.items()})
+    return self._like({name: values[index] for name, values in self._data.items()},
+                      curves={name: values[index] for name, values in self._curves.items()})
 
   def mean_over_seeds(self) -> SweepResult:
     """Mean and standard deviation of each metric over the seeds of each configuration.
@@ -223,7 +268,8 @@ class SweepResult:
     mean and ``m_std`` the sample standard deviation (ddof=1, NaN with fewer than two
     successful seeds) over the successful seeds. ``n_seeds`` and ``n_failed`` count the
     rows of a group; ``failed`` is True when every seed failed. ``failed_step`` and
-    non-numeric metrics are not averaged.
+    non-numeric metrics are not averaged. Curves are averaged the same way, pointwise,
+    into curves ``<name>_mean`` and ``<name>_std`` (the band); ``step`` is kept.
 
     Returns:
       A :class:`SweepResult` with one row per configuration, in order of appearance.
@@ -252,13 +298,37 @@ class SweepResult:
       data[f"{name}_mean"], data[f"{name}_std"] = np.array(means), np.array(stds)
       metrics += [f"{name}_mean", f"{name}_std"]
     data["failed"] = data["n_failed"] == data["n_seeds"]
-    return self._like(data, metrics=metrics)
+    curves = _curves.mean_over_groups(self._curves, list(groups.values()), failed)
+    return self._like(data, metrics=metrics, curves=curves)
 
-  def best(self, metric: str, mode: str = "max") -> dict[str, Any]:
-    """The row with the largest (``mode="max"``) or smallest metric among rows that did
-    not fail and whose metric is finite; ties go to the first row."""
-    self._check_column("metric", metric)
+  def best(self, metric: str, mode: str = "max", split: str | None = None) -> dict[str, Any]:
+    """The best row (and, on a curve, the best step) by ``metric``.
+
+    Without ``split``: the row with the largest (``mode="max"``) or smallest column
+    ``metric`` among rows that did not fail and whose metric is finite; ties go to the
+    first row.
+
+    With ``split`` ("validation" or "train"; never "test", which would leak the test set
+    into model selection), the metric is ``f"{split}_{metric}"``. When it was recorded as
+    a curve, the best (row, step) over all evaluations is chosen, which is early
+    stopping on that split: the record then holds ``step`` and, for every curve, its
+    value at that step (e.g. ``test_accuracy`` at the chosen step) in place of the
+    final value. Without a curve, the best row by the final column is returned.
+    """
     _checks.check_choice("mode", mode, ("max", "min"))
+    if split is not None:
+      if split == "test":
+        raise ValueError("`split='test'` would choose on the test set; pick on 'validation' "
+                         "and report test at the chosen point.")
+      _checks.check_choice("split", split, ("validation", "train"))
+      metric = metric if metric.startswith(f"{split}_") else f"{split}_{metric}"
+      if metric in self._curves:
+        row, index = _curves.best_step(self._curves[metric], ~self._data["failed"], mode)
+        record = self._take(np.array([row])).to_records()[0]
+        record.update({name: _python_value(values[row, index])
+                       for name, values in self._curves.items()})
+        return record
+    self._check_column("metric", metric)
     values = self._data[metric]
     if not _is_numeric(values):
       raise TypeError(f"`metric` must name a numeric column, `{metric}` has {values.dtype}.")
@@ -320,15 +390,7 @@ class SweepResult:
     """
     for argument, name in (("x", x), ("y", y)) + ((("hue", hue),) if hue is not None else ()):
       self._check_column(argument, name)
-    try:
-      from matplotlib.figure import Figure
-    except ImportError as error:
-      raise ImportError("`plot` needs matplotlib: pip install 'regjax[plots]'.") from error
-    if ax is None:
-      figure = Figure(figsize=(6.0, 4.0), layout="constrained")
-      ax = figure.add_subplot()
-    else:
-      figure = ax.figure
+    figure, ax = _curves.figure_and_axes(ax, "plot")
     ok = ~self._data["failed"]
     xs_all = self._data[x].astype(np.float64)
     band = y[: -len("_mean")] + "_std" if y.endswith("_mean") else None
@@ -356,6 +418,37 @@ class SweepResult:
     if path is not None:
       figure.savefig(path, dpi=120)
     return figure
+
+  def plot_curves(
+      self,
+      metric: str,
+      by: str | None = None,
+      *,
+      ax: Any = None,
+      path: str | pathlib.Path | None = None,
+      title: str | None = None,
+  ) -> Any:
+    """Plots the curve ``metric`` against steps: one line per value of ``by``.
+
+    Each line is the mean over the rows (seeds) with that value, with a ±1 std band
+    when there are several; on a :meth:`mean_over_seeds` result, ``metric`` names the
+    curve before its ``_mean`` suffix and the band is its ``_std``. Failed rows are
+    skipped. Rows sharing a value of ``by`` must not differ in another hparam (filter
+    first). Needs matplotlib (the ``plots`` extra); no pyplot state is used.
+
+    Args:
+      metric: a curve name (see :attr:`curves`).
+      by: the column whose values make the lines; None draws one line.
+      ax: a matplotlib Axes to draw on; None makes a new Figure.
+      path: if given, the figure is saved there.
+      title: the axes title.
+
+    Returns:
+      The matplotlib Figure.
+    """
+    if by is not None:
+      self._check_column("by", by)
+    return _curves.plot(self, metric, by, ax=ax, path=path, title=title)
 
 
 def _equal(column: np.ndarray, value: Any) -> np.ndarray:
@@ -457,4 +550,29 @@ def concat(
       hparams=hparams,
       metrics=metrics,
       wall_time=sum(p.wall_time for p in parts),
+      curves=_concat_curves(parts),
   )
+
+
+def _concat_curves(parts: Sequence[SweepResult]) -> dict[str, np.ndarray]:
+  """Curves stacked by row; a curve missing from a part, or shorter, is NaN-filled."""
+  names = list(dict.fromkeys(itertools.chain.from_iterable(p._curves for p in parts)))
+  if not names:
+    return {}
+  width = max(v.shape[1] for p in parts for v in p._curves.values())
+
+  def padded(part: SweepResult, name: str) -> np.ndarray:
+    values = part._curves.get(name)
+    out = np.full((len(part), width), np.nan)
+    if values is not None:
+      out[:, : values.shape[1]] = values
+    return out
+
+  result = {}
+  for name in names:
+    present = [p._curves.get(name) for p in parts]
+    if all(v is not None and v.shape[1] == width for v in present):
+      result[name] = np.concatenate(present)
+    else:
+      result[name] = np.concatenate([padded(p, name) for p in parts])
+  return result

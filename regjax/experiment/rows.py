@@ -26,7 +26,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from regjax import _checks
-from regjax.experiment.results import SweepResult
+from regjax.experiment.results import CURVE_PREFIX, SweepResult
 
 # Share of the free device memory a chunk may use; XLA's estimate is not exact.
 _MEMORY_HEADROOM = 0.9
@@ -179,7 +179,13 @@ class RowPlan:
     return {name: np.concatenate([p[name] for p in hosted])[:self.n_rows] for name in hosted[0]}
 
   def result(self, metrics: Mapping[str, np.ndarray], wall_time: float) -> SweepResult:
-    """A :class:`SweepResult`; ``failed`` marks non-finite metrics or a ``failed_step``."""
+    """A :class:`SweepResult`; ``failed`` marks non-finite metrics or a ``failed_step``.
+
+    Metrics named ``CURVE_PREFIX + name`` (``[rows, evaluations]``) become the result's
+    curves."""
+    prefix = CURVE_PREFIX
+    curves = {name[len(prefix):]: v for name, v in metrics.items() if name.startswith(prefix)}
+    metrics = {name: v for name, v in metrics.items() if not name.startswith(prefix)}
     failed = np.zeros(self.n_rows, dtype=bool)
     for values in metrics.values():
       if np.issubdtype(values.dtype, np.inexact):
@@ -188,7 +194,7 @@ class RowPlan:
       failed |= metrics["failed_step"] >= 0
     columns = {**self.hparams, "seed": self.seed_column, **metrics, "failed": failed}
     return SweepResult(columns, hparams=self.names, metrics=list(metrics),
-                       wall_time=wall_time, chunk_size=self.chunk)
+                       wall_time=wall_time, chunk_size=self.chunk, curves=curves)
 
 
 def plan_rows(names: Sequence[str], points: Mapping[str, np.ndarray], seeds: Any,

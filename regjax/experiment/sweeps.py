@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import numbers
 import sys
 import threading
@@ -62,8 +63,10 @@ from regjax.experiment import rows as _rows
 from regjax.experiment.results import SweepResult
 
 # Whether `progress_callback` stages its callback; `sweep(progress=False)` clears it
-# while it traces the user's function.
-_STEP_PROGRESS = True
+# while it traces the user's function. A ContextVar, so threads and nested sweeps each
+# see their own setting.
+_STEP_PROGRESS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "regjax_step_progress", default=True)
 
 
 # ----------------------------------------------------------------------------- grids
@@ -295,7 +298,7 @@ def progress_callback(
   if every is None:
     every = max(1, int(total_steps) // 20)
   _checks.check_int("every", every)
-  if not enabled or not _STEP_PROGRESS:
+  if not enabled or not _STEP_PROGRESS.get():
     return
   reporter = _StepReporter(int(total_steps), desc)
   step = jnp.asarray(step)
@@ -305,12 +308,16 @@ def progress_callback(
 
 @contextlib.contextmanager
 def _step_progress(enabled: bool) -> Iterator[None]:
-  global _STEP_PROGRESS
-  previous, _STEP_PROGRESS = _STEP_PROGRESS, bool(enabled)
+  token = _STEP_PROGRESS.set(bool(enabled))
   try:
     yield
   finally:
-    _STEP_PROGRESS = previous
+    _STEP_PROGRESS.reset(token)
+
+
+def step_progress_enabled() -> bool:
+  """Whether :func:`progress_callback` reports in the current context (see :func:`sweep`)."""
+  return _STEP_PROGRESS.get()
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -331,10 +338,12 @@ def _check_metrics(out_info: Any, hparam_names: Sequence[str]) -> None:
           f"({list(_results.RESERVED)} or a grid axis);"
           " rename it (return `failed_step` to flag a failure)."
       )
-    if not isinstance(info, jax.ShapeDtypeStruct) or len(info.shape) != 1:
+    curve = name.startswith(_results.CURVE_PREFIX)
+    if not isinstance(info, jax.ShapeDtypeStruct) or len(info.shape) != 1 + curve:
       shape = getattr(info, "shape", None)
       shape = shape[1:] if shape else shape
-      raise ValueError(f"Metric `{name}` must be a scalar per run, got shape {shape}.")
+      kind = "a 1-D curve" if curve else "a scalar"
+      raise ValueError(f"Metric `{name}` must be {kind} per run, got shape {shape}.")
     if not (jnp.issubdtype(info.dtype, jnp.number) or jnp.issubdtype(info.dtype, jnp.bool_)):
       raise TypeError(f"Metric `{name}` must be numeric, got dtype {info.dtype}.")
 
@@ -400,6 +409,14 @@ def sweep(
   metric ``failed_step`` (an int, -1 meaning none) that is >= 0; the ``failed`` column
   says so and other rows are unaffected (rows never interact).
 
+  A metric named ``"curves/<name>"`` is a curve: a 1-D array per row (the same length in
+  every row), kept in :attr:`SweepResult.curves` as ``[rows, evaluations]`` under
+  ``<name>``, not as a column; it chunks and shards like the rest of the row.
+
+  An ``fn`` with a non-None attribute ``sweep_rows`` (a :class:`Trainer` on a stream of
+  batches) runs its rows itself: ``fn.sweep_rows(hparams, seeds, sharding)`` gets each
+  chunk's hyperparameters and seeds, placed on the mesh, and returns the metrics.
+
   Args:
     fn: ``fn(hparams, key) -> {metric: scalar}``; ``hparams`` maps each grid axis to a
       traced float scalar, ``key`` is a typed PRNG key. It is traced once per chunk
@@ -436,7 +453,17 @@ def sweep(
         fn, grid.names, rows, float_dtype, plan.sharding, progress)
     return compiled
 
-  plan, compiled = _rows.fit_chunks(plan, chunk_size, compile_rows)
+  host_fed = getattr(fn, "sweep_rows", None)
+  if host_fed is None:
+    plan, compiled = _rows.fit_chunks(plan, chunk_size, compile_rows)
+  else:
+    # fn feeds its rows from the host itself (a Trainer on a stream of batches).
+    if chunk_size is not None:
+      plan = plan.with_chunk(_checks.check_int("chunk_size", chunk_size))
+
+    def compiled(chunk_hparams: Any, chunk_seeds: Any) -> Any:
+      with _step_progress(progress):
+        return host_fed(chunk_hparams, chunk_seeds, plan.sharding)
   bar = _make_bar(plan.n_chunks, desc or "sweep", unit="chunk") if progress else None
   pieces = []
   try:
@@ -450,5 +477,5 @@ def sweep(
   if progress:
     jax.effects_barrier()  # flush `progress_callback` reports before returning
   metrics = plan.gather(pieces)
-  metrics = {name: metrics[name] for name in order or sorted(metrics)}
+  metrics = {name: metrics[name] for name in order or tuple(metrics)}
   return plan.result(metrics, time.perf_counter() - start)
