@@ -97,20 +97,20 @@ def _methods(text: str) -> list[str]:
 
 
 def _positive(text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-  return value
+  return _parse_positive(text, int, "a positive int")
 
 
 def _positive_float(text: str) -> float:
+  return _parse_positive(text, float, "a number")
+
+
+def _parse_positive(text: str, cast: type, expected: str) -> int | float:
   try:
-    value = float(text)
+    value = cast(text)
   except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+  if cast is int and value < 1:
+    raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
   if not (np.isfinite(value) and value > 0):
     raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
   return value

@@ -144,24 +144,11 @@ def hard_concrete_prob_one(
   r"""Probability that a hard-concrete gate is exactly 1, elementwise.
 
   :math:`P(z = 1) = P(\bar s \ge 1) = \sigma(\log\alpha - \beta \log((1 - \gamma) /
-  (\zeta - 1)))`.
-
-  Args:
-    log_alpha: gate locations.
-    beta: temperature ``> 0``.
-    gamma: lower stretch ``< 0``.
-    zeta: upper stretch ``> 1``.
-
-  Returns:
-    Probabilities with the shape of ``log_alpha``.
-
-  References:
-    Louizos, Welling & Kingma, "Learning Sparse Neural Networks through L0
-    Regularization", ICLR 2018.
+  (\zeta - 1)))`. Arguments, result and reference as :func:`hard_concrete_prob_zero`.
   """
   _check_stretch(beta, gamma, zeta)
-  log_alpha = _float_log_alpha(log_alpha)
-  return jax.nn.sigmoid(log_alpha - beta * jnp.log((1.0 - gamma) / (zeta - 1.0)))
+  return jax.nn.sigmoid(_float_log_alpha(log_alpha)
+                        - beta * jnp.log((1.0 - gamma) / (zeta - 1.0)))
 
 
 def expected_l0(

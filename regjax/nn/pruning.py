@@ -234,6 +234,15 @@ def _activation_of(model: Any, bias: np.ndarray) -> np.ndarray:
   return np.asarray(model.activation(jnp.asarray(bias)))
 
 
+def _kernels_and_biases(model: Any, kind: type, layers: str
+                        ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+  """Writable host copies of the kernels and biases of ``model.<layers>``."""
+  if not isinstance(model, kind):
+    raise TypeError(f"`model` must be a regjax {kind.__name__}, got {type(model).__name__}.")
+  modules = getattr(model, layers)
+  return ([np.array(m.kernel[...]) for m in modules], [np.array(m.bias[...]) for m in modules])
+
+
 def compact_mlp(model: MLP) -> MLP:
   r"""A smaller `MLP` computing the same function, without the dead hidden units.
 
@@ -255,10 +264,7 @@ def compact_mlp(model: MLP) -> MLP:
   Returns:
     A new `MLP`; the input model is not modified.
   """
-  if not isinstance(model, MLP):
-    raise TypeError(f"`model` must be a regjax MLP, got {type(model).__name__}.")
-  kernels = [np.array(layer.kernel[...]) for layer in model.layers]
-  biases = [np.array(layer.bias[...]) for layer in model.layers]
+  kernels, biases = _kernels_and_biases(model, MLP, "layers")
   changed = True
   while changed:
     changed = False
@@ -319,11 +325,8 @@ def compact_convnet(model: ConvNet) -> ConvNet:
   Returns:
     A new `ConvNet`; the input model is not modified.
   """
-  if not isinstance(model, ConvNet):
-    raise TypeError(f"`model` must be a regjax ConvNet, got {type(model).__name__}.")
+  kernels, biases = _kernels_and_biases(model, ConvNet, "convs")
   height, width = model.image_shape
-  kernels = [np.array(conv.kernel[...]) for conv in model.convs]
-  biases = [np.array(conv.bias[...]) for conv in model.convs]
   head_kernel = np.array(model.head.kernel[...]).reshape(height, width, -1, model.out_features)
   head_bias = np.array(model.head.bias[...])
   last = len(kernels) - 1
