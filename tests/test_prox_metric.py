@@ -5,12 +5,14 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from regjax import penalties, prox
+import regjax
+from regjax import penalties, prox, transforms
 
 RNG = np.random.default_rng(0)
 SHAPE = (5, 3)  # three groups (columns) of five
@@ -289,3 +291,126 @@ def test_metric_arguments_are_checked():
   # Projections are Euclidean and take no metric.
   with pytest.raises(TypeError, match="metric"):
     prox.max_norm(jnp.ones((2, 3)), 1.0, metric=jnp.ones((2, 3)))
+
+
+# --- prox_adam / preconditioned_proximal: the prox in Adam's metric -----------------------
+
+
+def _train(tx, loss, params, steps):
+  @jax.jit
+  def run(params):
+    def body(carry, _):
+      params, state = carry
+      updates, state = tx.update(jax.grad(loss)(params), state, params)
+      return (optax.apply_updates(params, updates), state), None
+
+    return jax.lax.scan(body, (params, tx.init(params)), None, length=steps)[0][0]
+
+  return run(params)
+
+
+def _regression(seed=0, n=64, fan_in=6, units=5):
+  rng = np.random.default_rng(seed)
+  inputs = jnp.asarray(rng.normal(size=(n, fan_in)), jnp.float32)
+  # Only units 0 and 1 carry signal; the per-input scales make Adam's v̂ differ within a unit.
+  truth = jnp.zeros((fan_in, units)).at[:, :2].set(jnp.asarray(rng.normal(size=(fan_in, 2))))
+  scales = jnp.asarray(10.0 ** rng.uniform(-1, 1, (1, fan_in)), jnp.float32)
+  targets = (inputs * scales) @ truth
+
+  def loss(w):
+    return jnp.mean(jnp.square((inputs * scales) @ w - targets))
+
+  start = jnp.asarray(rng.normal(size=(fan_in, units)) * 0.3, jnp.float32)
+  return loss, start
+
+
+def test_prox_adam_with_group_l2_takes_the_group_prox_in_adams_metric():
+  loss, start = _regression()
+  lr, lam = 0.05, 0.3
+  unit_prox = functools.partial(prox.group_l2, axis=0)
+  tx = regjax.prox_adam(lr, lam, prox_fn=unit_prox)
+  adam = optax.scale_by_adam()
+  params, state, adam_state = start, tx.init(start), adam.init(start)
+  for _ in range(5):
+    grads = jax.grad(loss)(params)
+    updates, state = tx.update(grads, state, params)
+    # Reference: Optax's Adam direction, then argmin λ‖z‖_{2,1} + ½(z − x)ᵀD(z − x) with
+    # D = (√v̂ + ε)/η, checked through its optimality condition.
+    directions, adam_state = adam.update(grads, adam_state, params)
+    nu_hat = optax.tree.bias_correction(adam_state.nu, 0.999, adam_state.count)
+    moved = np.float64(params - lr * directions)
+    metric = np.float64((jnp.sqrt(nu_hat) + 1e-8) / lr)
+    new = np.float64(params + updates)
+    assert np.all(_optimality_gaps(moved, new, lam, metric, 0.0) < 1e-4)
+    params = params + updates
+  # The chain thresholds in the Euclidean metric: a different point.
+  euclidean = optax.chain(optax.adam(lr), regjax.proximal(unit_prox, lam, lr))
+  assert not np.allclose(_train(euclidean, loss, start, 5), params, atol=1e-4)
+
+
+def test_prox_adam_with_group_l2_zeroes_whole_units_and_keeps_the_useful_ones():
+  loss, start = _regression()
+  tx = regjax.prox_adam(0.05, 0.05, prox_fn=functools.partial(prox.group_l2, axis=0))
+  final = _train(tx, loss, start, 400)
+  zero_units = np.all(np.asarray(final) == 0, axis=0)
+  np.testing.assert_array_equal(zero_units, [False, False, True, True, True])
+
+
+def test_prox_adam_rejects_a_prox_without_metric_unless_decoupled():
+  def euclidean_only(x, threshold):
+    return prox.l1(x, threshold)
+
+  with pytest.raises(TypeError, match="`prox_fn`.*metric.*decoupled=True"):
+    regjax.prox_adam(0.1, 0.1, prox_fn=euclidean_only)
+  with pytest.raises(TypeError, match="`prox_fn`.*metric"):
+    transforms.preconditioned_proximal(euclidean_only, 0.1, 0.1)
+  tx = regjax.prox_adam(0.1, 0.1, prox_fn=euclidean_only, decoupled=True)
+  params = jnp.ones(3)
+  assert jnp.all(jnp.isfinite(tx.update(params, tx.init(params), params)[0]))
+
+
+@pytest.mark.parametrize("prox_fn", [prox.l1, functools.partial(prox.group_l2, axis=0)])
+def test_decoupled_prox_adam_equals_adam_then_proximal(prox_fn):
+  loss, start = _regression(seed=1)
+  lr, lam = 0.05, 0.2
+  ours = _train(regjax.prox_adam(lr, lam, prox_fn=prox_fn, decoupled=True), loss, start, 60)
+  chain = optax.chain(optax.adam(lr), regjax.proximal(prox_fn, lam, lr))
+  reference = _train(chain, loss, start, 60)
+  np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(ours == 0, reference == 0)
+  assert np.any(np.asarray(ours) == 0)
+
+
+def _embedding_run(decoupled, steps=300, lr=1e-3, lam=1e-8):
+  """An embedding table trained on batches that never contain token 0."""
+  vocabulary, width = 8, 4
+  table = jax.random.normal(jax.random.key(0), (vocabulary, width)) * 0.1
+  tokens = jax.random.randint(jax.random.key(1), (steps, 16), 1, vocabulary)
+  targets = jax.random.normal(jax.random.key(2), (vocabulary,))
+
+  def loss(table, batch):
+    return jnp.mean(jnp.square(table[batch].sum(-1) - targets[batch]))
+
+  tx = regjax.prox_adam(lr, lam, decoupled=decoupled)
+
+  def body(carry, batch):
+    table, state = carry
+    updates, state = tx.update(jax.grad(loss)(table, batch), state, table)
+    return (optax.apply_updates(table, updates), state), jnp.all(table[0] == 0)
+
+  (final, _), row_zero = jax.jit(lambda t: jax.lax.scan(body, (t, tx.init(t)), tokens))(table)
+  return table, final, row_zero
+
+
+def test_prox_adam_zeroes_untouched_rows_at_tiny_strength_and_decoupled_does_not():
+  # ProxGen's threshold is lr·λ/(√v̂ + ε) = lr·λ/ε where v̂ = 0: at λ = ε = 1e-8 the row of a
+  # token absent from every batch shrinks by lr = 1e-3 per step.
+  start, proxgen, row_zero = _embedding_run(decoupled=False)
+  first = int(np.argmax(np.asarray(row_zero)))
+  assert jnp.all(proxgen[0] == 0) and first == int(np.ceil(jnp.max(jnp.abs(start[0])) / 1e-3))
+  assert 100 < first <= 300
+  assert jnp.all(proxgen[1:] != 0)  # the rows the batches reach keep every weight
+  # Decoupled: the threshold is lr·λ = 1e-11 per step; the untouched row stays put.
+  start, decoupled, _ = _embedding_run(decoupled=True)
+  np.testing.assert_allclose(decoupled[0], start[0], rtol=1e-6)
+  assert jnp.all(decoupled != 0)
