@@ -204,7 +204,8 @@ def preconditioned_proximal(
   (``tests/test_prox_metric.py``): at ``learning_rate=1e-3``, ``strength=1e-8``, the row
   of an 8×4 embedding table (drawn with scale 0.1, largest entry 0.203) whose token never
   appears in the batches is exactly zero from step 203 on, while the rows of the tokens
-  seen keep every weight; with ``decoupled=True`` that row has not moved after 300 steps. That is the paper's method and the default.
+  seen keep every weight; with ``decoupled=True`` that row has not moved after 300 steps.
+  That is the paper's method and the default.
   ``decoupled=True`` instead takes the Euclidean prox with threshold
   :math:`\eta_t\lambda`, the L1 counterpart of AdamW's decoupled decay: it equals
   ``optax.chain(optax.adam(η, b1, b2, eps), proximal(prox_fn, λ, η))``, leaves untouched
