@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("sweep_throughput", "regularizer_overhead", "lasso_path", "sharded_scaling")
+BENCHMARKS = (
+    "sweep_throughput", "regularizer_overhead", "lasso_path", "sharded_scaling", "prox_metric",
+)
 
 
 def main() -> int:

@@ -10,6 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
+from test_prox import GROUPED, SEPARABLE  # (prox, penalty) pairs
+from test_transforms import train_scan
 
 import regjax
 from regjax import penalties, prox, transforms
@@ -17,26 +19,6 @@ from regjax import penalties, prox, transforms
 RNG = np.random.default_rng(0)
 SHAPE = (5, 3)  # three groups (columns) of five
 
-SEPARABLE = {
-    "l1": (prox.l1, penalties.l1),
-    "l2_squared": (prox.l2_squared, penalties.l2_squared),
-    "elastic_net": (
-        functools.partial(prox.elastic_net, l2_weight=0.7),
-        functools.partial(penalties.elastic_net, l2_weight=0.7),
-    ),
-    "nonneg_l1": (
-        prox.nonneg_l1, lambda z: jnp.where(jnp.all(z >= 0), penalties.l1(z), jnp.inf)),
-    "l0": (prox.l0, lambda z: jnp.sum(z != 0).astype(z.dtype)),
-}
-GROUPED = {
-    "group_l2": (prox.group_l2, penalties.group_l2),
-    "group_l2_rows": (
-        functools.partial(prox.group_l2, axis=1), functools.partial(penalties.group_l2, axis=1)),
-    "sparse_group": (
-        functools.partial(prox.sparse_group, l1_weight=0.5),
-        lambda z: penalties.group_l2(z) + 0.5 * penalties.l1(z),
-    ),
-}
 ALL = {**SEPARABLE, **GROUPED}
 
 
@@ -297,16 +279,7 @@ def test_metric_arguments_are_checked():
 
 
 def _train(tx, loss, params, steps):
-  @jax.jit
-  def run(params):
-    def body(carry, _):
-      params, state = carry
-      updates, state = tx.update(jax.grad(loss)(params), state, params)
-      return (optax.apply_updates(params, updates), state), None
-
-    return jax.lax.scan(body, (params, tx.init(params)), None, length=steps)[0][0]
-
-  return run(params)
+  return jax.jit(lambda p: train_scan(tx, loss, p, steps))(params)
 
 
 def _regression(seed=0, n=64, fan_in=6, units=5):
