@@ -36,10 +36,10 @@ MAX_STEPS = 40  # the loop stops earlier, once every group has converged
 
 def _terms(radius, weighted, metric, strength, axes):
   """:math:`\\phi(r)` and :math:`-\\phi'(r)/2` per group (keepdims)."""
-  denominator = metric * radius + strength
-  squares = jnp.square(weighted / denominator)
+  inverse = 1 / (metric * radius + strength)  # one division per element, not two
+  squares = jnp.square(weighted * inverse)
   phi = jnp.sum(squares, axis=axes, keepdims=True)
-  slope = jnp.sum(metric * squares / denominator, axis=axes, keepdims=True)
+  slope = jnp.sum(metric * squares * inverse, axis=axes, keepdims=True)
   return phi, slope
 
 

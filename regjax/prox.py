@@ -212,7 +212,8 @@ def _group_l2_in_metric(
   """
   _, x_scale = _group_scale(x, axes)
   _, d_scale = _group_scale(metric, axes)
-  unit_x, unit_d = x / x_scale, metric / d_scale
+  # Reciprocals of the per-group scales: one division per group, not per element.
+  unit_x, unit_d = x * (1 / x_scale), metric * (1 / d_scale)
   unit_strength = strength / (x_scale * d_scale)
   weighted = unit_d * unit_x
   norm, _ = _group_norm(weighted, axes)
