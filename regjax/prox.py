@@ -249,6 +249,16 @@ def group_l2(
   Returns:
     An array like ``x``.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> x = jnp.array([[3.0], [4.0]])  # one group (a unit) with norm 5
+    >>> group_l2(x, 4.0).ravel()  # shrunk by 1 - 4/5
+    Array([0.59999996, 0.79999995], dtype=float32)
+    >>> group_l2(x, 4.0, metric=jnp.array([[0.5], [0.5]])).ravel()  # ‖Dx‖ = 2.5 ≤ 4
+    Array([0., 0.], dtype=float32)
+    >>> group_l2(x, 1.0, metric=jnp.array([[4.0], [0.25]])).ravel()  # moves the cheap side
+    Array([2.790505, 1.8172  ], dtype=float32)
+
   References:
     Yuan & Lin, "Model selection and estimation in regression with grouped variables",
     2006; Yun, Lozano & Yang, "Adaptive proximal gradient methods for structured neural
