@@ -14,8 +14,10 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("sweep_throughput", "regularizer_overhead", "lasso_path", "sharded_scaling",
-              "streamed_data", "curve_overhead")
+BENCHMARKS = (
+    "sweep_throughput", "regularizer_overhead", "lasso_path", "sharded_scaling", "prox_metric",
+    "streamed_data", "curve_overhead",
+)
 
 
 def main() -> int:

@@ -60,21 +60,27 @@ def prox_adam(
     b2: float = 0.999,
     eps: float = 1e-8,
     mask: Any = None,
+    decoupled: bool = False,
 ) -> optax.GradientTransformation:
-  r"""Adam with a preconditioned proximal step (ProxGen), reaching exact zeros.
+  r"""Adam with a proximal step in Adam's own metric (ProxGen), reaching exact zeros.
 
-  The threshold per coordinate is :math:`\eta_t\lambda/(\sqrt{\hat v_t}+\epsilon)`; see
-  :func:`regjax.transforms.preconditioned_proximal`.
+  The prox is taken in the diagonal metric :math:`D_t = (\sqrt{\hat v_t}+\epsilon)/\eta_t`:
+  for L1 the threshold per coordinate is :math:`\eta_t\lambda/(\sqrt{\hat v_t}+\epsilon)`;
+  with ``prox_fn=functools.partial(prox.group_l2, axis=0)`` whole units are zeroed in
+  Adam's metric. ``decoupled=True`` takes the Euclidean prox with threshold
+  :math:`\eta_t\lambda` instead (the L1 counterpart of AdamW), which leaves weights that
+  get no gradient alone; see :func:`regjax.transforms.preconditioned_proximal`.
 
   Args:
     learning_rate: :math:`\eta_t`.
     strength: :math:`\lambda`; float, JAX scalar, schedule or per-leaf tree.
-    prox_fn: a separable prox; ``None`` (default) is soft thresholding,
-      :func:`regjax.prox.l1`.
+    prox_fn: a :mod:`regjax.prox` operator (it receives ``metric=``); ``None`` (default)
+      is soft thresholding, :func:`regjax.prox.l1`.
     b1: Adam's first-moment decay.
     b2: Adam's second-moment decay.
     eps: Adam's :math:`\epsilon`.
     mask: Optax mask of the leaves that get the prox (the others take plain Adam steps).
+    decoupled: Euclidean prox with threshold :math:`\eta_t\lambda` instead of ProxGen.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -96,7 +102,8 @@ def prox_adam(
     Yun, Lozano & Yang, NeurIPS 2021.
   """
   return transforms.preconditioned_proximal(
-      _or_l1(prox_fn), strength, learning_rate, b1=b1, b2=b2, eps=eps, mask=mask
+      _or_l1(prox_fn), strength, learning_rate, b1=b1, b2=b2, eps=eps, mask=mask,
+      decoupled=decoupled
   )
 
 

@@ -1,6 +1,6 @@
 r"""Proximal operators and projections on arrays.
 
-Every operator ``NAME(x, strength, ...)`` solves
+Every operator ``NAME(x, strength, ..., metric=None)`` solves
 
 .. math::
 
@@ -9,8 +9,29 @@ Every operator ``NAME(x, strength, ...)`` solves
 for the penalty :math:`R` of the same name in :mod:`regjax.penalties` (same convention: no
 ½ in front of squared terms). ``strength`` broadcasts against ``x``, which is how a
 per-coordinate (preconditioned) threshold is passed; it may be a traced value, so these
-operators vmap over strengths. Projections take no strength: they solve
-:math:`\arg\min_{z \in C} \|z - x\|_2` for a set :math:`C`.
+operators vmap over strengths.
+
+With ``metric=d``, a positive array broadcastable to ``x`` (the diagonal of
+:math:`D`), they solve the prox in that diagonal metric, the one Adam's step lives in:
+
+.. math::
+
+  \arg\min_z \; \text{strength} \cdot R(z) + \tfrac12 (z - x)^\top \operatorname{diag}(d)
+  (z - x)
+
+For the separable penalties this is the plain prox with ``strength / d``. For the group
+penalties it has no closed form: each group's secular equation is solved by a safeguarded
+Newton iteration (:mod:`regjax._secular`), and a group is exactly zero when
+:math:`\|d_g \odot x_g\|_2 \le \lambda`. ``metric`` is not checked for positivity (it is
+usually computed inside ``jit``); zero or negative entries give meaningless results.
+
+Projections take neither a strength nor a metric: they return the nearest point of a set
+:math:`C` in the Euclidean norm, :math:`\arg\min_{z \in C} \|z - x\|_2`, which is what
+:func:`regjax.transforms.project` applies after any optimizer's step. (The nearest point
+in a diagonal metric is a different point, and regjax does not offer it.)
+
+Integer and boolean inputs are promoted to the default floating-point dtype, as jaxopt
+does, so a strength is never truncated to an integer.
 
 Group operators take ``axis``, the axes that one group spans. In Flax's kernel layout
 ``(..., fan_in, fan_out)`` the default ``axis=None`` means every axis but the last, so a
@@ -28,26 +49,65 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from regjax import _checks
+from regjax import _checks, _secular
 
 Axis = int | Sequence[int] | None
 
 
-def _strength(x: jax.Array, strength: ArrayLike) -> jax.Array:
-  return jnp.asarray(strength, dtype=x.dtype)
+def _as_float(x: ArrayLike) -> jax.Array:
+  """``x`` as an array, integers and bools promoted to the default float dtype."""
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.inexact):
+    x = x.astype(jnp.result_type(float))
+  return x
 
 
-def l1(x: ArrayLike, strength: ArrayLike) -> jax.Array:
+def _metric(x: jax.Array, metric: ArrayLike | None) -> jax.Array | None:
+  """``metric`` as an array of ``x``'s shape and dtype (None stays None)."""
+  if metric is None:
+    return None
+  metric = jnp.asarray(metric)
+  try:
+    shape = jnp.broadcast_shapes(metric.shape, x.shape)
+  except ValueError:
+    shape = None
+  if shape != x.shape:
+    raise ValueError(
+        f"`metric` must be a positive array broadcastable to x's shape {x.shape} (the "
+        f"diagonal of the metric), got shape {metric.shape}."
+    )
+  return jnp.broadcast_to(metric.astype(x.dtype), x.shape)
+
+
+def _strength(x: jax.Array, strength: ArrayLike, metric: jax.Array | None = None) -> jax.Array:
+  """The strength in ``x``'s dtype; divided by the metric for a separable prox."""
+  strength = jnp.asarray(strength, dtype=x.dtype)
+  return strength if metric is None else strength / metric
+
+
+def _exceeds(norm: jax.Array, bound: jax.Array) -> jax.Array:
+  """``norm > bound`` beyond rounding: 4 ulps, the accuracy of the computed group norm.
+
+  Within 4 ulps the exact group prox ``(1 - λ/‖x‖) x`` is smaller than the rounding error
+  of ``1 - λ/‖x‖`` itself, so ``group_l2(x, ‖x‖)`` returns exact zeros and ``max_norm``
+  leaves a point on the ball unchanged, whichever way the caller computed ``‖x‖``.
+  """
+  return norm > bound * (1 + 4 * jnp.finfo(norm.dtype).eps)
+
+
+def l1(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> jax.Array:
   r"""Soft thresholding, the prox of the L1 norm.
 
-  .. math:: z = \operatorname{sign}(x) \max(|x| - \lambda, 0),
+  .. math:: z = \operatorname{sign}(x) \max(|x| - \lambda / d, 0),
      \quad R(z) = \|z\|_1
 
-  Coordinates with :math:`|x| \le \lambda` become exactly zero.
+  Coordinates with :math:`|x| \le \lambda / d` become exactly zero (:math:`d = 1` without
+  a metric).
 
   Args:
     x: input array.
     strength: threshold :math:`\lambda \ge 0`, broadcastable against ``x``.
+    metric: the diagonal :math:`d > 0` of the metric, broadcastable to ``x``, or None.
 
   Returns:
     An array like ``x``.
@@ -61,31 +121,35 @@ def l1(x: ArrayLike, strength: ArrayLike) -> jax.Array:
   References:
     Donoho, "De-noising by soft-thresholding", IEEE Trans. Inf. Theory, 1995.
   """
-  x = jnp.asarray(x)
-  strength = _strength(x, strength)
+  x = _as_float(x)
+  strength = _strength(x, strength, _metric(x, metric))
   return jnp.sign(x) * jnp.maximum(jnp.abs(x) - strength, 0)
 
 
-def l2_squared(x: ArrayLike, strength: ArrayLike) -> jax.Array:
+def l2_squared(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> jax.Array:
   r"""Ridge shrinkage, the prox of the squared L2 norm (no ½ in front).
 
-  .. math:: z = \frac{x}{1 + 2\lambda}, \quad R(z) = \|z\|_2^2
+  .. math:: z = \frac{x}{1 + 2\lambda / d}, \quad R(z) = \|z\|_2^2
 
   Args:
     x: input array.
     strength: :math:`\lambda \ge 0`, broadcastable against ``x``.
+    metric: the diagonal :math:`d > 0` of the metric, broadcastable to ``x``, or None.
 
   Returns:
     An array like ``x``; never exactly zero unless ``x`` is.
   """
-  x = jnp.asarray(x)
-  return x / (1 + 2 * _strength(x, strength))
+  x = _as_float(x)
+  return x / (1 + 2 * _strength(x, strength, _metric(x, metric)))
 
 
-def elastic_net(x: ArrayLike, strength: ArrayLike, l2_weight: ArrayLike = 1.0) -> jax.Array:
+def elastic_net(
+    x: ArrayLike, strength: ArrayLike, l2_weight: ArrayLike = 1.0,
+    metric: ArrayLike | None = None,
+) -> jax.Array:
   r"""Prox of the elastic net :math:`R(z) = \|z\|_1 + w \|z\|_2^2`.
 
-  .. math:: z = \frac{\operatorname{sign}(x)\max(|x| - \lambda, 0)}{1 + 2 w \lambda}
+  .. math:: z = \frac{\operatorname{sign}(x)\max(|x| - \lambda/d, 0)}{1 + 2 w \lambda/d}
 
   With ``strength=λ`` and ``l2_weight=w`` the penalty is :math:`\lambda_1\|z\|_1 +
   \lambda_2\|z\|_2^2` with :math:`\lambda_1 = \lambda`, :math:`\lambda_2 = w\lambda`.
@@ -94,6 +158,7 @@ def elastic_net(x: ArrayLike, strength: ArrayLike, l2_weight: ArrayLike = 1.0) -
     x: input array.
     strength: :math:`\lambda \ge 0`, broadcastable against ``x``.
     l2_weight: :math:`w \ge 0`, the ratio of the L2 to the L1 strength.
+    metric: the diagonal :math:`d > 0` of the metric, broadcastable to ``x``, or None.
 
   Returns:
     An array like ``x``.
@@ -101,8 +166,8 @@ def elastic_net(x: ArrayLike, strength: ArrayLike, l2_weight: ArrayLike = 1.0) -
   References:
     Zou & Hastie, "Regularization and variable selection via the elastic net", 2005.
   """
-  x = jnp.asarray(x)
-  strength = _strength(x, strength)
+  x = _as_float(x)
+  strength = _strength(x, strength, _metric(x, metric))
   return l1(x, strength) / (1 + 2 * jnp.asarray(l2_weight, x.dtype) * strength)
 
 
@@ -116,12 +181,17 @@ def _group_norm(x: jax.Array, axis: Axis) -> tuple[jax.Array, jax.Array]:
   """
   # The norm is 1-homogeneous, so its derivative along the scale is zero: stopping the
   # gradient there is exact and keeps 1/scale² out of the backward pass.
-  scale = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axis, keepdims=True))
+  scale, safe_scale = _group_scale(x, axis)
   positive = scale > 0
-  safe_scale = jnp.where(positive, scale, 1)
   squared = jnp.sum(jnp.square(x / safe_scale), axis=axis, keepdims=True)
   safe_norm = safe_scale * jnp.sqrt(jnp.where(positive, squared, 1))
   return jnp.where(positive, safe_norm, 0), safe_norm
+
+
+def _group_scale(x: jax.Array, axis: Axis) -> tuple[jax.Array, jax.Array]:
+  """The group's largest magnitude (no gradient), and a copy that is 1 where it is 0."""
+  scale = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axis, keepdims=True))
+  return scale, jnp.where(scale > 0, scale, 1)
 
 
 def _group_axes(x: jax.Array, axis: Axis) -> tuple[int, ...]:
@@ -136,13 +206,43 @@ def _group_axes(x: jax.Array, axis: Axis) -> tuple[int, ...]:
   return tuple(a % x.ndim for a in axes)
 
 
-def group_l2(x: ArrayLike, strength: ArrayLike, axis: Axis = None) -> jax.Array:
+def _group_l2_in_metric(
+    x: jax.Array, strength: jax.Array, metric: jax.Array, axes: tuple[int, ...]
+) -> jax.Array:
+  """:func:`group_l2` in the metric ``diag(metric)``, by :func:`regjax._secular.radius`.
+
+  The prox is unchanged when ``x`` and ``strength`` are scaled together, or ``metric`` and
+  ``strength``; each group is normalised so that its largest ``|x|`` and largest
+  ``metric`` are 1 (scales without gradient, which is exact for that reason), so that no
+  square under- or overflows.
+  """
+  _, x_scale = _group_scale(x, axes)
+  _, d_scale = _group_scale(metric, axes)
+  # Reciprocals of the per-group scales: one division per group, not per element.
+  unit_x, unit_d = x * (1 / x_scale), metric * (1 / d_scale)
+  unit_strength = strength / (x_scale * d_scale)
+  weighted = unit_d * unit_x
+  norm, _ = _group_norm(weighted, axes)
+  active = _exceeds(norm, unit_strength)
+  radius = _secular.radius(weighted, unit_d, unit_strength, norm, active, axes)
+  shrink = unit_d * radius / (unit_d * radius + unit_strength)
+  return jnp.where(active, shrink * x, 0)
+
+
+def group_l2(
+    x: ArrayLike, strength: ArrayLike, axis: Axis = None, metric: ArrayLike | None = None
+) -> jax.Array:
   r"""Block soft thresholding, the prox of the group lasso :math:`R(z) = \sum_g \|z_g\|_2`.
 
   .. math:: z_g = \max\!\left(1 - \frac{\lambda}{\|x_g\|_2}, 0\right) x_g
 
-  A whole group becomes exactly zero when :math:`\|x_g\|_2 \le \lambda`. The gradient is
-  finite everywhere, including at :math:`x_g = 0`.
+  A whole group becomes exactly zero when :math:`\|x_g\|_2 \le \lambda` (to within 4
+  ulps, the accuracy of the computed norm, so ``group_l2(x, ‖x‖)`` is exactly zero).
+  With ``metric=d`` a group is exactly zero when :math:`\|d_g \odot x_g\|_2 \le \lambda`,
+  and otherwise :math:`z_i = x_i d_i r / (d_i r + \lambda)` with :math:`r = \|z_g\|_2`
+  the root of :math:`\sum_i (d_i x_i)^2 / (d_i r + \lambda)^2 = 1`, found by a
+  safeguarded Newton iteration (a few steps; more for ill-conditioned metrics). The
+  gradient is finite everywhere, including at :math:`x_g = 0`, with or without a metric.
 
   Args:
     x: input array.
@@ -150,36 +250,55 @@ def group_l2(x: ArrayLike, strength: ArrayLike, axis: Axis = None) -> jax.Array:
       (shape of ``x`` with the ``axis`` dimensions set to 1).
     axis: the axes one group spans; ``None`` means all but the last (one group per output
       unit in Flax's ``(fan_in, fan_out)`` layout; the whole vector for 1-D ``x``).
+    metric: the diagonal :math:`d > 0` of the metric, broadcastable to ``x``, or None.
 
   Returns:
     An array like ``x``.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> x = jnp.array([[3.0], [4.0]])  # one group (a unit) with norm 5
+    >>> group_l2(x, 4.0).ravel()  # shrunk by 1 - 4/5
+    Array([0.59999996, 0.79999995], dtype=float32)
+    >>> group_l2(x, 4.0, metric=jnp.array([[0.5], [0.5]])).ravel()  # ‖Dx‖ = 2.5 ≤ 4
+    Array([0., 0.], dtype=float32)
+    >>> group_l2(x, 1.0, metric=jnp.array([[4.0], [0.25]])).ravel()  # moves the cheap side
+    Array([2.790505, 1.8172  ], dtype=float32)
+
   References:
     Yuan & Lin, "Model selection and estimation in regression with grouped variables",
-    2006.
+    2006; Yun, Lozano & Yang, "Adaptive proximal gradient methods for structured neural
+    networks" (ProxGen), NeurIPS 2021, for the metric.
   """
-  x = jnp.asarray(x)
-  norm, safe_norm = _group_norm(x, _group_axes(x, axis))
+  x = _as_float(x)
+  axes = _group_axes(x, axis)
+  metric = _metric(x, metric)
   strength = _strength(x, strength)
-  scale = jnp.where(norm > strength, 1 - strength / safe_norm, 0)
+  if metric is not None:
+    return _group_l2_in_metric(x, strength, metric, axes)
+  norm, safe_norm = _group_norm(x, axes)
+  scale = jnp.where(_exceeds(norm, strength), 1 - strength / safe_norm, 0)
   return scale * x
 
 
 def sparse_group(
-    x: ArrayLike, strength: ArrayLike, l1_weight: ArrayLike = 1.0, axis: Axis = None
+    x: ArrayLike, strength: ArrayLike, l1_weight: ArrayLike = 1.0, axis: Axis = None,
+    metric: ArrayLike | None = None,
 ) -> jax.Array:
   r"""Prox of the sparse group lasso :math:`R(z) = \sum_g \|z_g\|_2 + w \|z\|_1`.
 
   .. math:: z = \operatorname{prox}_{\lambda \|\cdot\|_{2,1}}\big(
      \operatorname{prox}_{w\lambda\|\cdot\|_1}(x)\big)
 
-  The composition is exact for this pair of penalties.
+  The composition is exact for this pair of penalties, also in a diagonal metric (both
+  proxes taken in it): the group prox keeps the signs and zeros of its input.
 
   Args:
     x: input array.
     strength: group strength :math:`\lambda \ge 0`.
     l1_weight: :math:`w \ge 0`, the ratio of the L1 strength to the group strength.
     axis: the axes one group spans, as in :func:`group_l2`.
+    metric: the diagonal :math:`d > 0` of the metric, broadcastable to ``x``, or None.
 
   Returns:
     An array like ``x``, zero within groups and as whole groups.
@@ -187,22 +306,23 @@ def sparse_group(
   References:
     Simon, Friedman, Hastie & Tibshirani, "A sparse-group lasso", 2013.
   """
-  x = jnp.asarray(x)
+  x = _as_float(x)
   strength = _strength(x, strength)
-  shrunk = l1(x, jnp.asarray(l1_weight, x.dtype) * strength)
-  return group_l2(shrunk, strength, axis)
+  shrunk = l1(x, jnp.asarray(l1_weight, x.dtype) * strength, metric=metric)
+  return group_l2(shrunk, strength, axis, metric=metric)
 
 
-def l0(x: ArrayLike, strength: ArrayLike) -> jax.Array:
+def l0(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> jax.Array:
   r"""Hard thresholding, a prox of the L0 count :math:`R(z) = \|z\|_0`.
 
-  .. math:: z = x \cdot \mathbb{1}\big[|x| > \sqrt{2\lambda}\big]
+  .. math:: z = x \cdot \mathbb{1}\big[|x| > \sqrt{2\lambda / d}\big]
 
-  At :math:`|x| = \sqrt{2\lambda}` both 0 and ``x`` are minimizers; this returns 0.
+  At :math:`|x| = \sqrt{2\lambda/d}` both 0 and ``x`` are minimizers; this returns 0.
 
   Args:
     x: input array.
     strength: :math:`\lambda \ge 0`, broadcastable against ``x``.
+    metric: the diagonal :math:`d > 0` of the metric, broadcastable to ``x``, or None.
 
   Returns:
     An array like ``x``.
@@ -210,31 +330,35 @@ def l0(x: ArrayLike, strength: ArrayLike) -> jax.Array:
   References:
     Blumensath & Davies, "Iterative thresholding for sparse approximations", 2008.
   """
-  x = jnp.asarray(x)
-  threshold = jnp.sqrt(2 * _strength(x, strength))
+  x = _as_float(x)
+  threshold = jnp.sqrt(2 * _strength(x, strength, _metric(x, metric)))
   return jnp.where(jnp.abs(x) > threshold, x, jnp.zeros_like(x))
 
 
-def nonneg_l1(x: ArrayLike, strength: ArrayLike) -> jax.Array:
+def nonneg_l1(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> jax.Array:
   r"""Prox of :math:`R(z) = \|z\|_1` restricted to :math:`z \ge 0`.
 
-  .. math:: z = \max(x - \lambda, 0)
+  .. math:: z = \max(x - \lambda / d, 0)
 
   Args:
     x: input array.
     strength: :math:`\lambda \ge 0`, broadcastable against ``x``.
+    metric: the diagonal :math:`d > 0` of the metric, broadcastable to ``x``, or None.
 
   Returns:
     A non-negative array like ``x``.
   """
-  x = jnp.asarray(x)
-  return jnp.maximum(x - _strength(x, strength), 0)
+  x = _as_float(x)
+  return jnp.maximum(x - _strength(x, strength, _metric(x, metric)), 0)
 
 
 def max_norm(x: ArrayLike, max_value: ArrayLike, axis: Axis = None) -> jax.Array:
   r"""Projection of each group onto the L2 ball of radius ``max_value``.
 
   .. math:: z_g = x_g \min\!\left(1, \frac{c}{\|x_g\|_2}\right)
+
+  A group already on the ball (its norm within 4 ulps of ``max_value``) is returned
+  unchanged.
 
   Args:
     x: input array.
@@ -248,10 +372,10 @@ def max_norm(x: ArrayLike, max_value: ArrayLike, axis: Axis = None) -> jax.Array
     Srebro & Shraibman, "Rank, trace-norm and max-norm", 2005; used per unit with dropout
     by Srivastava et al., 2014.
   """
-  x = jnp.asarray(x)
+  x = _as_float(x)
   norm, safe_norm = _group_norm(x, _group_axes(x, axis))
   radius = jnp.asarray(max_value, x.dtype)
-  return jnp.where(norm > radius, radius / safe_norm, 1) * x
+  return jnp.where(_exceeds(norm, radius), radius / safe_norm, 1) * x
 
 
 def unit_norm(x: ArrayLike, axis: Axis = None) -> jax.Array:
@@ -266,7 +390,7 @@ def unit_norm(x: ArrayLike, axis: Axis = None) -> jax.Array:
   Returns:
     An array like ``x`` whose nonzero groups have unit norm.
   """
-  x = jnp.asarray(x)
+  x = _as_float(x)
   norm, safe_norm = _group_norm(x, _group_axes(x, axis))
   return jnp.where(norm > 0, x / safe_norm, 0)
 

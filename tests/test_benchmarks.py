@@ -108,3 +108,14 @@ def test_curve_overhead_prints_its_ratios():
   output = run_quick("curve_overhead")
   assert "time eval_every=100/none" in ratios(output)  # full mode: 10, 100 and 1000
   assert list(targets(output)) == ["overhead <= 5% at eval_every=100"]
+
+
+def test_prox_metric_prints_its_ratios():
+  output = run_quick("prox_metric")
+  found = ratios(output)
+  for clock in ("", " (cpu time)"):
+    assert f"operator 32x32 metric/plain{clock}" in found
+    for mode in ("full step", "update only"):
+      for pair in ("prox_adam_group/adam", "prox_adam_group/adam_then_group",
+                   "adam_then_group/adam", "prox_adam_l1/adam"):
+        assert f"wide MLP 32 {mode} {pair}{clock}" in found, (mode, pair, output)

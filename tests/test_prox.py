@@ -217,3 +217,29 @@ def test_bad_arguments_name_themselves():
     prox.orthonormal(jnp.ones(3))
   with pytest.raises(ValueError, match="`axis`"):
     prox.group_l2(jnp.ones((2, 2)), 0.1, axis=3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_group_boundary_is_exact_whichever_way_the_norm_was_computed(dtype):
+  with jax.enable_x64(dtype == "float64"):
+    for size in (2, 37, 300):  # 64 groups of each size
+      x = jnp.asarray(RNG.normal(size=(size, 64)) * 10.0 ** RNG.uniform(-3, 3, 64), dtype)
+      for norm in (jnp.linalg.norm(x, axis=0), np.linalg.norm(np.float64(x), axis=0)):
+        norm = jnp.asarray(norm, dtype)[None, :]
+        # The docstring's promise: a group with ‖x_g‖ ≤ λ is exactly zero.
+        assert jnp.all(prox.group_l2(x, norm) == 0), size
+        assert jnp.all(prox.sparse_group(x, norm, l1_weight=0.0) == 0), size
+        # A point on the ball is left exactly as it is; one outside it is moved.
+        np.testing.assert_array_equal(prox.max_norm(x, norm), x)
+        assert jnp.all(prox.max_norm(x, 0.999 * norm) != x)
+
+
+def test_integer_inputs_are_promoted_not_truncated():
+  ints = jnp.array([1, -2, 3])
+  np.testing.assert_allclose(prox.l1(ints, 0.5), [0.5, -1.5, 2.5])
+  assert prox.l1(ints, 0.5).dtype == jnp.float32
+  np.testing.assert_allclose(prox.nonneg_l1(ints, 0.5), [0.5, 0.0, 2.5])
+  np.testing.assert_allclose(prox.l2_squared(ints, 0.25), [2 / 3, -4 / 3, 2.0], rtol=1e-6)
+  np.testing.assert_allclose(prox.group_l2(jnp.array([3, 4]), 2.5), [1.5, 2.0], rtol=1e-6)
+  np.testing.assert_allclose(prox.max_norm(jnp.array([3, 4]), 2.5), [1.5, 2.0], rtol=1e-6)
+  np.testing.assert_allclose(prox.l0(ints, 1.0), [0.0, -2.0, 3.0])

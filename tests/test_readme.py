@@ -43,7 +43,7 @@ def test_readme_examples_run_in_order(tmp_path, monkeypatch):
         updates, _ = tx.update(params, tx.init(params), params)
         assert all(jnp.all(jnp.isfinite(u)) for u in jax.tree.leaves(updates))
         optimizers += 1
-  assert optimizers == 4
+  assert optimizers == 6
   np.testing.assert_allclose(
       regjax.prox.l1(jnp.array([2.5, -0.8, 0.1]), 0.2), [2.3, -0.6, 0.0], rtol=1e-6)
   result = namespace["result"]
