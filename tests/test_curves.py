@@ -58,9 +58,9 @@ def test_curves_chunk_and_resume_like_the_rest_of_the_row(tmp_path):
   resumed = checkpoint.resumable_sweep(RUN, GRID, seeds=(0, 1), directory=tmp_path,
                                        segments=2, progress=False)
   # Interrupted after the first segment: drop the newest checkpoint and resume.
-  shutil.rmtree(sorted(tmp_path.glob("segment*"))[-1], ignore_errors=True)
-  for leftover in sorted(tmp_path.glob("segment*"))[1:]:
-    leftover.unlink()
+  segments = sorted(tmp_path.glob("chunk_*/segment_*"))
+  assert [s.name for s in segments] == ["segment_0001", "segment_0002"]
+  shutil.rmtree(segments[-1])
   again = checkpoint.resumable_sweep(RUN, GRID, seeds=(0, 1), directory=tmp_path,
                                      segments=2, resume=True, progress=False)
   assert whole.curves["test_accuracy"].shape == (6, 4)
