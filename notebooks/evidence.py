@@ -204,16 +204,19 @@ def _plain(value):
 
 
 def verdict_line(row: dict) -> str:
-  """One printed verdict line of a finding, from its saved (JSON) form."""
+  """One printed verdict line of a finding, from its saved (JSON) form.
+
+  Numbers go through ``float``: a non-finite one is saved as the string "nan"/"inf".
+  """
   i = row["interval"]
-  interval = f"{i['mean']:.4g} [{i['low']:.4g}, {i['high']:.4g}]"
+  interval = f"{float(i['mean']):.4g} [{float(i['low']):.4g}, {float(i['high']):.4g}]"
   flag = "  (fragile: changes within tolerances " + ", ".join(
       f"{float(t):g}→{v}" for t, v in sorted(row["tolerances"].items(),
                                              key=lambda item: float(item[0]))) + ")" \
       if row["fragile"] else ""
   cmp = ">" if row["side"] == "above" else "<"
   return (f"  [{row['verdict'].upper():>12}] {row['claim']}: {interval}{row['unit']} "
-          f"(n={i['n']}), claim {cmp} {row['tolerance']:g}{flag}")
+          f"(n={i['n']}), claim {cmp} {float(row['tolerance']):g}{flag}")
 
 
 def verdict_lines(rows: Sequence[dict]) -> list[str]:
@@ -258,8 +261,8 @@ def readme_table(directory: str | os.PathLike = RESULTS) -> str:
       cmp = ">" if r["side"] == "above" else "<"
       flag = " (fragile)" if r["fragile"] else ""
       lines.append(f"| {data['notebook']} | {r['kind']} | {_cell(r['claim'])} | "
-                   f"{i['mean']:.4g} [{i['low']:.4g}, {i['high']:.4g}]{r['unit']} ({i['n']}) | "
-                   f"{cmp} {r['tolerance']:g} | {r['verdict']}{flag} |")
+                   f"{float(i['mean']):.4g} [{float(i['low']):.4g}, {float(i['high']):.4g}]{r['unit']} ({i['n']}) | "
+                   f"{cmp} {float(r['tolerance']):g} | {r['verdict']}{flag} |")
     for p in data.get("papers", []):
       papers.append("| " + " | ".join(_cell(str(v)) for v in (
           data["notebook"], p["what"], p["paper"], p["theirs"], p["ours"], p["setting"])) + " |")

@@ -102,3 +102,16 @@ def test_stored_outputs_quote_the_results_file(path):
 
 def test_there_are_notebooks():
   assert len(NOTEBOOKS) >= 1 or not os.environ.get("CI")
+
+
+def test_a_failed_measurement_reads_inconclusive_and_survives_saving(tmp_path):
+  # A quick run can produce NaN (e.g. a slope through too few points); it is saved as the
+  # string "nan" (JSON has no NaN) and must still print and read as inconclusive.
+  evidence = _evidence()
+  findings = evidence.Findings("nan_case")
+  nan = evidence.Interval(float("nan"), float("nan"), float("nan"), 2)
+  assert findings.add("k", "a claim", nan, 0.0).verdict == "inconclusive"
+  saved = evidence.load("nan_case", findings.save(tmp_path).parent)
+  assert saved["findings"][0]["interval"]["mean"] == "nan"
+  assert evidence.verdict_lines(saved["findings"])[1].startswith(
+      "  [INCONCLUSIVE] a claim: nan [nan, nan] (n=2)")
