@@ -13,6 +13,9 @@ from typing import Any
 import optax
 
 from regjax import prox, transforms
+from regjax._proxgen import prox_adam
+
+__all__ = ["adamw", "prox_adam", "prox_sgd"]
 
 
 def _or_l1(prox_fn: transforms.ProxFn | None) -> transforms.ProxFn:
@@ -49,61 +52,6 @@ def prox_sgd(
   return optax.chain(
       optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov),
       transforms.proximal(_or_l1(prox_fn), strength, learning_rate, mask=mask),
-  )
-
-
-def prox_adam(
-    learning_rate: optax.ScalarOrSchedule,
-    strength: Any,
-    prox_fn: transforms.ProxFn | None = None,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    mask: Any = None,
-    decoupled: bool = False,
-) -> optax.GradientTransformation:
-  r"""Adam with a proximal step in Adam's own metric (ProxGen), reaching exact zeros.
-
-  The prox is taken in the diagonal metric :math:`D_t = (\sqrt{\hat v_t}+\epsilon)/\eta_t`:
-  for L1 the threshold per coordinate is :math:`\eta_t\lambda/(\sqrt{\hat v_t}+\epsilon)`;
-  with ``prox_fn=functools.partial(prox.group_l2, axis=0)`` whole units are zeroed in
-  Adam's metric. ``decoupled=True`` takes the Euclidean prox with threshold
-  :math:`\eta_t\lambda` instead (the L1 counterpart of AdamW), which leaves weights that
-  get no gradient alone; see :func:`regjax.transforms.preconditioned_proximal`.
-
-  Args:
-    learning_rate: :math:`\eta_t`.
-    strength: :math:`\lambda`; float, JAX scalar, schedule or per-leaf tree.
-    prox_fn: a :mod:`regjax.prox` operator (it receives ``metric=``); ``None`` (default)
-      is soft thresholding, :func:`regjax.prox.l1`.
-    b1: Adam's first-moment decay.
-    b2: Adam's second-moment decay.
-    eps: Adam's :math:`\epsilon`.
-    mask: Optax mask of the leaves that get the prox (the others take plain Adam steps).
-    decoupled: Euclidean prox with threshold :math:`\eta_t\lambda` instead of ProxGen.
-
-  Returns:
-    An ``optax.GradientTransformation``.
-
-  Examples:
-    One step from ``w`` with gradient 0.2: Adam moves each weight by ``lr = 0.1``, then
-    the threshold ``lr * strength / sqrt(v) = 0.1 * 0.5 / 0.2 = 0.25`` sets the small
-    weight to exactly zero.
-
-    >>> import jax.numpy as jnp, optax, regjax
-    >>> tx = regjax.prox_adam(learning_rate=0.1, strength=0.5)
-    >>> params = {"w": jnp.array([1.0, 0.01])}
-    >>> grads = {"w": jnp.array([0.2, 0.2])}
-    >>> updates, _ = tx.update(grads, tx.init(params), params)
-    >>> optax.apply_updates(params, updates)["w"].round(4)  # 0.65 up to Adam's eps
-    Array([0.65, 0.  ], dtype=float32)
-
-  References:
-    Yun, Lozano & Yang, NeurIPS 2021.
-  """
-  return transforms.preconditioned_proximal(
-      _or_l1(prox_fn), strength, learning_rate, b1=b1, b2=b2, eps=eps, mask=mask,
-      decoupled=decoupled
   )
 
 

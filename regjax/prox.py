@@ -161,7 +161,8 @@ def elastic_net(
     metric: the diagonal :math:`d > 0` of the metric, broadcastable to ``x``, or None.
 
   Returns:
-    An array like ``x``.
+    An array like ``x``, exactly zero where :math:`|x| \le \lambda/d` and shrunk toward
+    zero elsewhere.
 
   References:
     Zou & Hastie, "Regularization and variable selection via the elastic net", 2005.
@@ -325,7 +326,7 @@ def l0(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> ja
     metric: the diagonal :math:`d > 0` of the metric, broadcastable to ``x``, or None.
 
   Returns:
-    An array like ``x``.
+    An array like ``x`` whose every entry is either that of ``x``, unshrunk, or exactly 0.
 
   References:
     Blumensath & Davies, "Iterative thresholding for sparse approximations", 2008.

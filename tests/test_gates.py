@@ -33,12 +33,15 @@ def _samples():
   return np.asarray(run(jax.random.key(0), LOG_ALPHAS, BETAS))
 
 
-def test_hard_concrete_prob_zero_hand_value():
-  # log_alpha = 0: sigmoid((2/3) log(1/11)) = 1 / (1 + 11^(2/3)).
-  assert float(gates.hard_concrete_prob_zero(0.0)) == pytest.approx(1 / (1 + 11 ** (2 / 3)))
+def test_hard_concrete_point_masses_hand_values():
+  # log_alpha = 0: P0 = sigmoid((2/3) log(1/11)) = 1 / (1 + 11^(2/3)), and with
+  # gamma = 1 - zeta the atom at 1 is the same by symmetry.
+  p_zero, p_one = gates.hard_concrete_point_masses(0.0)
+  assert float(p_zero) == pytest.approx(1 / (1 + 11 ** (2 / 3)))
+  assert float(p_one) == pytest.approx(1 / (1 + 11 ** (2 / 3)))
   # gamma = 1 - zeta makes the two atoms mirror images: P1(a) = P0(-a).
-  np.testing.assert_allclose(gates.hard_concrete_prob_one(LOG_ALPHAS),
-                             gates.hard_concrete_prob_zero(-LOG_ALPHAS), rtol=1e-6)
+  np.testing.assert_allclose(gates.hard_concrete_point_masses(LOG_ALPHAS)[1],
+                             gates.hard_concrete_point_masses(-LOG_ALPHAS)[0], rtol=1e-6)
 
 
 def test_closed_forms_match_the_logistic_cdf_route():
@@ -52,18 +55,16 @@ def test_closed_forms_match_the_logistic_cdf_route():
 
   p0 = _sigmoid(beta * logit(-gamma / (zeta - gamma)) - la)
   p1 = 1 - _sigmoid(beta * logit((1 - gamma) / (zeta - gamma)) - la)
-  np.testing.assert_allclose(gates.hard_concrete_prob_zero(LOG_ALPHAS, beta, gamma, zeta), p0,
-                             rtol=1e-5)
-  np.testing.assert_allclose(gates.hard_concrete_prob_one(LOG_ALPHAS, beta, gamma, zeta), p1,
-                             rtol=1e-5)
+  p_zero, p_one = gates.hard_concrete_point_masses(LOG_ALPHAS, beta, gamma, zeta)
+  np.testing.assert_allclose(p_zero, p0, rtol=1e-5)
+  np.testing.assert_allclose(p_one, p1, rtol=1e-5)
 
 
 def test_samples_lie_in_unit_interval_with_atoms_matching_closed_forms():
   samples = _samples()
   assert samples.min() >= 0.0 and samples.max() <= 1.0
   for b, beta in enumerate(np.asarray(BETAS)):
-    p0 = np.asarray(gates.hard_concrete_prob_zero(LOG_ALPHAS, float(beta)))
-    p1 = np.asarray(gates.hard_concrete_prob_one(LOG_ALPHAS, float(beta)))
+    p0, p1 = map(np.asarray, gates.hard_concrete_point_masses(LOG_ALPHAS, float(beta)))
     np.testing.assert_array_less(np.abs((samples[b] == 0.0).mean(0) - p0), _band(p0))
     np.testing.assert_array_less(np.abs((samples[b] == 1.0).mean(0) - p1), _band(p1))
     interior = (samples[b] > 0) & (samples[b] < 1)
@@ -74,7 +75,7 @@ def test_expected_l0_is_its_formula_and_the_mean_number_of_open_gates():
   la = np.asarray(LOG_ALPHAS, np.float64)
   formula = _sigmoid(la - (2 / 3) * math.log(0.1 / 1.1)).sum()
   assert float(gates.expected_l0(LOG_ALPHAS)) == pytest.approx(formula, rel=1e-6)
-  p_open = 1 - np.asarray(gates.hard_concrete_prob_zero(LOG_ALPHAS))
+  p_open = 1 - np.asarray(gates.hard_concrete_point_masses(LOG_ALPHAS)[0])
   assert float(gates.expected_l0(LOG_ALPHAS)) == pytest.approx(p_open.sum(), rel=1e-6)
   open_count = (_samples()[0] > 0).sum(axis=1)
   tolerance = 5 * math.sqrt((p_open * (1 - p_open)).sum() / NUM_SAMPLES)
@@ -123,10 +124,23 @@ def test_sample_shapes_dtypes_jit_vmap_and_determinism(dtype):
 
 def test_functions_vmap_over_log_alpha_and_beta():
   out = jax.vmap(gates.expected_l0)(LOG_ALPHAS[:, None])
-  np.testing.assert_allclose(out, 1 - gates.hard_concrete_prob_zero(LOG_ALPHAS), rtol=1e-6)
-  by_beta = jax.jit(jax.vmap(gates.hard_concrete_prob_zero, in_axes=(None, 0)))(0.0, BETAS)
-  np.testing.assert_allclose(by_beta, [float(gates.hard_concrete_prob_zero(0.0, float(b)))
-                                       for b in BETAS], rtol=1e-6)
+  np.testing.assert_allclose(out, 1 - gates.hard_concrete_point_masses(LOG_ALPHAS)[0],
+                             rtol=1e-6)
+  by_beta = jax.jit(jax.vmap(gates.hard_concrete_point_masses, in_axes=(None, 0)))(0.0, BETAS)
+  expected = [gates.hard_concrete_point_masses(0.0, float(b)) for b in BETAS]
+  np.testing.assert_allclose(by_beta, np.asarray(expected).T, rtol=1e-6)
+
+
+def test_expected_l0_counts_per_axis():
+  stacked = jnp.stack([LOG_ALPHAS, -LOG_ALPHAS, LOG_ALPHAS + 1.0])
+  per_layer = gates.expected_l0(stacked, axis=-1)
+  assert per_layer.shape == (3,)
+  np.testing.assert_allclose(per_layer, [float(gates.expected_l0(row)) for row in stacked],
+                             rtol=1e-6)
+  assert float(per_layer.sum()) == pytest.approx(float(gates.expected_l0(stacked)), rel=1e-6)
+  per_unit = gates.expected_l0(stacked, axis=0)
+  np.testing.assert_allclose(per_unit, 3 - gates.hard_concrete_point_masses(stacked)[0].sum(0),
+                             rtol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs,name", [({"beta": 0.0}, "beta"), ({"beta": -1.0}, "beta"),

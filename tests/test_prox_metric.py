@@ -14,7 +14,7 @@ from test_prox import GROUPED, SEPARABLE  # (prox, penalty) pairs
 from test_transforms import train_scan
 
 import regjax
-from regjax import penalties, prox, transforms
+from regjax import penalties, prox
 
 RNG = np.random.default_rng(0)
 SHAPE = (5, 3)  # three groups (columns) of five
@@ -335,11 +335,24 @@ def test_prox_adam_rejects_a_prox_without_metric_unless_decoupled():
 
   with pytest.raises(TypeError, match="`prox_fn`.*metric.*decoupled=True"):
     regjax.prox_adam(0.1, 0.1, prox_fn=euclidean_only)
-  with pytest.raises(TypeError, match="`prox_fn`.*metric"):
-    transforms.preconditioned_proximal(euclidean_only, 0.1, 0.1)
   tx = regjax.prox_adam(0.1, 0.1, prox_fn=euclidean_only, decoupled=True)
   params = jnp.ones(3)
   assert jnp.all(jnp.isfinite(tx.update(params, tx.init(params), params)[0]))
+
+
+def test_preconditioned_proximal_is_a_deprecated_name_for_prox_adam():
+  params = jnp.array([1.0, 0.01, -0.3])
+  grads = jnp.array([0.2, 0.2, -0.1])
+  with pytest.warns(DeprecationWarning, match="prox_adam"):
+    old = regjax.preconditioned_proximal(prox.l1, 0.5, 0.1, b1=0.8)
+  new = regjax.prox_adam(0.1, 0.5, prox.l1, b1=0.8)
+  state_old, state_new = old.init(params), new.init(params)
+  for _ in range(3):
+    u_old, state_old = old.update(grads, state_old, params)
+    u_new, state_new = new.update(grads, state_new, params)
+    np.testing.assert_array_equal(u_old, u_new)
+    params = optax.apply_updates(params, u_new)
+  assert float(params[1]) == 0.0
 
 
 @pytest.mark.parametrize("prox_fn", [prox.l1, functools.partial(prox.group_l2, axis=0)])

@@ -117,9 +117,6 @@ def _grads(params, t):
 INJECTABLE = {
     "proximal": (regjax.proximal, dict(prox_fn=prox.l1, strength=0.05, learning_rate=LR),
                  ("prox_fn",), "strength"),
-    "preconditioned_proximal": (
-        regjax.preconditioned_proximal,
-        dict(prox_fn=prox.l1, strength=0.05, learning_rate=LR), ("prox_fn",), "strength"),
     "decoupled_weight_decay": (regjax.decoupled_weight_decay,
                                dict(rate=0.3, learning_rate=LR), (), "rate"),
     "add_penalty_gradient": (regjax.add_penalty_gradient,
@@ -230,7 +227,6 @@ def test_pruning_accepts_every_mask_form(form):
 
 ALL_TRANSFORMS = {
     "proximal": lambda: regjax.proximal(prox.l1, 0.05, LR),
-    "preconditioned_proximal": lambda: regjax.preconditioned_proximal(prox.l1, 0.05, LR),
     "decoupled_weight_decay": lambda: regjax.decoupled_weight_decay(0.1, LR),
     "add_penalty_gradient": lambda: regjax.add_penalty_gradient(penalties.l1, 0.1),
     "orthogonality": lambda: regjax.orthogonality(0.1),

@@ -77,7 +77,7 @@ def hard_concrete_sample(
   :math:`z = \min(1, \max(0, \sigma((L + \log\alpha)/\beta)(\zeta - \gamma) + \gamma))`
   with :math:`L = \log u - \log(1 - u)`, :math:`u \sim U(0, 1)` (a standard logistic
   variable). ``z`` is exactly 0 or exactly 1 with the probabilities of
-  :func:`hard_concrete_prob_zero` / :func:`hard_concrete_prob_one`; in between it is a
+  :func:`hard_concrete_point_masses`; in between it is a
   differentiable function of ``log_alpha``.
 
   Args:
@@ -107,15 +107,22 @@ def hard_concrete_sample(
   return jnp.clip(stretched, 0.0, 1.0).astype(log_alpha.dtype)
 
 
-def hard_concrete_prob_zero(
+def hard_concrete_point_masses(
     log_alpha: jax.typing.ArrayLike,
     beta: jax.typing.ArrayLike = BETA,
     gamma: jax.typing.ArrayLike = GAMMA,
     zeta: jax.typing.ArrayLike = ZETA,
-) -> jax.Array:
-  r"""Probability that a hard-concrete gate is exactly 0, elementwise.
+) -> tuple[jax.Array, jax.Array]:
+  r"""Probabilities that a hard-concrete gate is exactly 0 and exactly 1, elementwise.
 
-  :math:`P(z = 0) = P(\bar s \le 0) = \sigma(\beta \log(-\gamma/\zeta) - \log\alpha)`.
+  .. math::
+    P(z = 0) = P(\bar s \le 0) = \sigma\big(\beta \log(-\gamma/\zeta) - \log\alpha\big),
+    \qquad P(z = 1) = P(\bar s \ge 1) = \sigma\big(\log\alpha - \beta \log((1 - \gamma)
+    / (\zeta - 1))\big).
+
+  The second is the first mirrored (:math:`z \mapsto 1 - z` maps the gate with
+  :math:`(\log\alpha, \gamma, \zeta)` to the one with :math:`(-\log\alpha, 1 - \zeta,
+  1 - \gamma)`), and is computed that way.
 
   Args:
     log_alpha: gate locations.
@@ -124,7 +131,7 @@ def hard_concrete_prob_zero(
     zeta: upper stretch ``> 1``.
 
   Returns:
-    Probabilities with the shape of ``log_alpha``.
+    ``(p_zero, p_one)``, each with the shape of ``log_alpha``.
 
   References:
     Louizos, Welling & Kingma, "Learning Sparse Neural Networks through L0
@@ -132,23 +139,11 @@ def hard_concrete_prob_zero(
   """
   _check_stretch(beta, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
-  return jax.nn.sigmoid(beta * jnp.log(-gamma / zeta) - log_alpha)
 
+  def p_zero(location, low, high):
+    return jax.nn.sigmoid(beta * jnp.log(-low / high) - location)
 
-def hard_concrete_prob_one(
-    log_alpha: jax.typing.ArrayLike,
-    beta: jax.typing.ArrayLike = BETA,
-    gamma: jax.typing.ArrayLike = GAMMA,
-    zeta: jax.typing.ArrayLike = ZETA,
-) -> jax.Array:
-  r"""Probability that a hard-concrete gate is exactly 1, elementwise.
-
-  :math:`P(z = 1) = P(\bar s \ge 1) = \sigma(\log\alpha - \beta \log((1 - \gamma) /
-  (\zeta - 1)))`. Arguments, result and reference as :func:`hard_concrete_prob_zero`.
-  """
-  _check_stretch(beta, gamma, zeta)
-  return jax.nn.sigmoid(_float_log_alpha(log_alpha)
-                        - beta * jnp.log((1.0 - gamma) / (zeta - 1.0)))
+  return p_zero(log_alpha, gamma, zeta), p_zero(-log_alpha, 1.0 - zeta, 1.0 - gamma)
 
 
 def expected_l0(
@@ -156,6 +151,7 @@ def expected_l0(
     beta: jax.typing.ArrayLike = BETA,
     gamma: jax.typing.ArrayLike = GAMMA,
     zeta: jax.typing.ArrayLike = ZETA,
+    axis: int | tuple[int, ...] | None = None,
 ) -> jax.Array:
   r"""Expected number of non-zero gates, the differentiable L0 penalty.
 
@@ -171,9 +167,12 @@ def expected_l0(
     beta: temperature ``> 0``.
     gamma: lower stretch ``< 0``.
     zeta: upper stretch ``> 1``.
+    axis: the axes to count over, as in ``jnp.sum``; ``None`` (default) counts every
+      gate. ``axis=-1`` on stacked ``(layers, units)`` locations counts per layer.
 
   Returns:
-    A float scalar (at least float32).
+    The expected count (at least float32): a scalar, or ``log_alpha``'s shape without
+    ``axis``.
 
   References:
     Louizos, Welling & Kingma, "Learning Sparse Neural Networks through L0
@@ -182,7 +181,7 @@ def expected_l0(
   _check_stretch(beta, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
   log_alpha = log_alpha.astype(_checks.float_dtype(log_alpha.dtype))
-  return jnp.sum(jax.nn.sigmoid(log_alpha - beta * jnp.log(-gamma / zeta)))
+  return jnp.sum(jax.nn.sigmoid(log_alpha - beta * jnp.log(-gamma / zeta)), axis=axis)
 
 
 def deterministic_gate(

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from regjax import _checks, _trees, transforms
+from regjax import _checks, _transform_base, _trees
 from regjax.nn.models import MLP, ConvNet
 
 
@@ -195,7 +195,7 @@ def keep_pruned(keep_mask: Any) -> optax.GradientTransformation:
     return optax.EmptyState()
 
   def update_fn(updates: Any, state: optax.EmptyState, params: Any = None):
-    transforms._need_params(params)
+    _transform_base.need_params(params)
     update_leaves, treedef = jax.tree.flatten(updates, is_leaf=_trees.is_leaf)
     param_leaves = jax.tree.leaves(params, is_leaf=_trees.is_leaf)
     keeps = [jnp.asarray(k) for k in jax.tree.leaves(
