@@ -141,6 +141,30 @@ def test_dead_units_find_the_output_layer_from_the_model():
                              4 / 18)
 
 
+class TwoMLPs(nnx.Module):
+  """Two regjax MLPs in an ``nnx.List``, called one after the other."""
+
+  def __init__(self, rngs):
+    self.parts = nnx.List([models.MLP(64, (8,), 16, rngs=rngs),
+                           models.MLP(16, (8,), 10, rngs=rngs)])
+
+  def __call__(self, x):
+    return self.parts[1](nnx.relu(self.parts[0](x)))
+
+
+def test_numpy_data_and_a_model_nesting_mlps_train_and_evaluate():
+  as_numpy = Dataset(*(np.asarray(a) for a in TRAIN))
+  runs = [Trainer(model=TwoMLPs, optimizer=lambda h: regjax.prox_adam(1e-2, h["lam"]),
+                  train=train, test=TEST, steps=20, batch_size=16)
+          for train in (as_numpy, TRAIN)]
+  from_numpy, from_jax = (regjax.sweep(run, regjax.grid(lam=[0.0, 1e-2]), seeds=1,
+                                       progress=False) for run in runs)
+  # Each MLP's sown hidden layer is reported under its path in the list.
+  for name in ("parts/0/hidden_0_zero", "parts/1/hidden_0_zero", "test_accuracy"):
+    np.testing.assert_array_equal(from_numpy[name], from_jax[name])
+  assert from_numpy["zero_weights"][from_numpy["lam"] > 0].item() > 0.0  # the prox acted
+
+
 def test_misspelled_hyperparameter_lists_the_grid_axes():
   run = Trainer(model=lambda rngs: models.MLP(64, (8,), 10, rngs=rngs),
                 optimizer=lambda h: regjax.adamw(1e-2, h["lamda"]), train=TRAIN, test=TEST,

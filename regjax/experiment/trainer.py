@@ -379,7 +379,7 @@ class Trainer:
       if batches is None:
         n = _first(self.train).shape[0]
         index = jax.random.randint(jax.random.fold_in(data_key, t), (self.batch_size,), 0, n)
-        batch = jax.tree.map(lambda a: a[index], self.train)
+        batch = jax.tree.map(lambda a: jnp.asarray(a)[index], self.train)
       grad_fn = jax.value_and_grad(self._train_loss, has_aux=True)
       (loss, (aux, model_state)), grads = grad_fn(
           state.params, state.model_state, state.rng_key, t, hparams, batch)
