@@ -261,7 +261,8 @@ def readme_table(directory: str | os.PathLike = RESULTS) -> str:
       cmp = ">" if r["side"] == "above" else "<"
       flag = " (fragile)" if r["fragile"] else ""
       lines.append(f"| {data['notebook']} | {r['kind']} | {_cell(r['claim'])} | "
-                   f"{float(i['mean']):.4g} [{float(i['low']):.4g}, {float(i['high']):.4g}]{r['unit']} ({i['n']}) | "
+                   f"{float(i['mean']):.4g} [{float(i['low']):.4g}, "
+                   f"{float(i['high']):.4g}]{r['unit']} ({i['n']}) | "
                    f"{cmp} {float(r['tolerance']):g} | {r['verdict']}{flag} |")
     for p in data.get("papers", []):
       papers.append("| " + " | ".join(_cell(str(v)) for v in (

@@ -119,3 +119,8 @@ def test_prox_metric_prints_its_ratios():
       for pair in ("prox_adam_group/adam", "prox_adam_group/adam_then_group",
                    "adam_then_group/adam", "prox_adam_l1/adam"):
         assert f"wide MLP 32 {mode} {pair}{clock}" in found, (mode, pair, output)
+
+
+def test_compacted_widths_prints_its_ratios():
+  found = ratios(run_quick("compacted_widths"))
+  assert {"time 56-56/64-64", "time 55-53/64-64", "time 32-32/64-64"} <= set(found)
