@@ -15,7 +15,7 @@ demo: $(STAMP)
 	$(BIN)/regjax sweep
 
 test: $(STAMP)
-	$(BIN)/ruff check regjax tests benchmarks
+	$(BIN)/ruff check regjax tests benchmarks notebooks examples
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist load
 
@@ -33,7 +33,7 @@ test-lowest: $(LOWEST)/.installed
 	$(LOWEST)/bin/python -m pytest -n 2 --dist load $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check regjax tests benchmarks
+	$(BIN)/ruff check regjax tests benchmarks notebooks examples
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
