@@ -306,6 +306,29 @@ def test_compact_mlp_after_unit_pruning(test_inputs):
   np.testing.assert_allclose(compact(test_inputs), model(test_inputs), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("multiple_of,widths", [(1, (8, 6)), (4, (8, 8)), (16, (16, 12)),
+                                                (5, (10, 10))])
+def test_compact_mlp_pads_widths_to_a_multiple_with_zero_units(test_inputs, multiple_of,
+                                                               widths):
+  model = _mlp((16, 12), seed=2, activation=jax.nn.sigmoid)  # sigmoid(0) = 0.5, not 0
+  hidden_only = {"layers": {0: True, 1: True, 2: False}}
+  pruned, _ = pruning.magnitude_prune(
+      nnx.state(model, nnx.Param), 0.5, structure="unit", scope="per_layer", mask=hidden_only
+  )
+  nnx.update(model, pruned)
+  compact = pruning.compact_mlp(model, multiple_of=multiple_of)
+  # Rounded up from (8, 6), never past the original (16, 12).
+  assert compact.hidden_features == widths
+  np.testing.assert_allclose(compact(test_inputs), model(test_inputs), atol=1e-5, rtol=0)
+  padded = np.asarray(compact.layers[1].kernel[...])[:, 6:]
+  assert not padded.any() and not np.asarray(compact.layers[2].kernel[...])[6:].any()
+
+
+def test_compact_mlp_rejects_a_bad_multiple():
+  with pytest.raises(ValueError, match="multiple_of"):
+    pruning.compact_mlp(_mlp((4,)), multiple_of=0)
+
+
 def test_compact_convnet_by_hand_removes_dead_filters(test_inputs):
   images = test_inputs.reshape(-1, 8, 8, 1)
   model = _convnet((6, 5))

@@ -243,7 +243,7 @@ def _kernels_and_biases(model: Any, kind: type, layers: str
   return ([np.array(m.kernel[...]) for m in modules], [np.array(m.bias[...]) for m in modules])
 
 
-def compact_mlp(model: MLP) -> MLP:
+def compact_mlp(model: MLP, multiple_of: int = 1) -> MLP:
   r"""A smaller `MLP` computing the same function, without the dead hidden units.
 
   Hidden unit ``j`` of layer ``i`` is removed when either
@@ -258,12 +258,21 @@ def compact_mlp(model: MLP) -> MLP:
   width zero. Outputs agree with the original up to float rounding of the folded
   biases. Works on concrete parameters only (not under ``jit``).
 
+  Fewer units is not always faster: on a CPU with 16-float vector registers a 55-53 MLP
+  ran 1.3x as long as the 64-64 one it came from (``benchmarks/compacted_widths.py``).
+  ``multiple_of`` pads each compacted width up to a multiple (never beyond the original
+  width) with units whose weights and bias are exactly zero, so the function is unchanged.
+
   Args:
     model: an `MLP`, typically after ``magnitude_prune(..., structure="unit")``.
+    multiple_of: round each hidden width up to a multiple of this (a positive int; 1
+      keeps the compacted widths as they are).
 
   Returns:
     A new `MLP`; the input model is not modified.
   """
+  multiple_of = _checks.check_int("multiple_of", multiple_of)
+  original = list(model.hidden_features)
   kernels, biases = _kernels_and_biases(model, MLP, "layers")
   changed = True
   while changed:
@@ -288,6 +297,11 @@ def compact_mlp(model: MLP) -> MLP:
       biases[i] = biases[i][keep]
       kernels[i + 1] = kernels[i + 1][keep]
       changed = True
+  for i, width in enumerate(original):
+    extra = min(-kernels[i].shape[1] % multiple_of, width - kernels[i].shape[1])
+    kernels[i] = np.pad(kernels[i], ((0, 0), (0, extra)))
+    biases[i] = np.pad(biases[i], (0, extra))
+    kernels[i + 1] = np.pad(kernels[i + 1], ((0, extra), (0, 0)))
   hidden = [k.shape[1] for k in kernels[:-1]]
   # Only the structure is needed; every parameter is overwritten below, so skip the
   # random initialisation.
