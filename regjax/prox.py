@@ -47,6 +47,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+from jax import custom_batching
 from jax.typing import ArrayLike
 
 from regjax import _checks, _secular
@@ -406,6 +407,62 @@ def as_matrix(x: jax.Array) -> jax.Array:
   return x.reshape(-1, x.shape[-1])
 
 
+def _polar_factor(matrix: jax.Array) -> jax.Array:
+  r""":math:`U V^\top` of one tall matrix (its polar factor)."""
+  # QR-iteration SVD: LAPACK's divide-and-conquer routine (jnp.linalg.svd's default on
+  # CPU) can fail to converge in float32 on nearly orthogonal matrices, the very input
+  # a retraction sees every step, and then returns NaN.
+  u, _, vt = jax.lax.linalg.svd(
+      matrix, full_matrices=False, algorithm=jax.lax.linalg.SvdAlgorithm.QR)
+  return u @ vt
+
+
+def _q_factor(matrix: jax.Array) -> jax.Array:
+  """The Q factor of one tall matrix, signs fixed so that ``diag(R) > 0``."""
+  q, r = jnp.linalg.qr(matrix)
+  signs = jnp.where(jnp.diagonal(r) < 0, -1, 1).astype(q.dtype)
+  return q * signs[None, :]
+
+
+def _one_matrix_per_lapack_call(factor):
+  """``factor`` on one matrix; under ``vmap`` on CPU, one LAPACK call per matrix.
+
+  jaxlib's CPU LAPACK kernels (0.10.2 at least) split a batched call into chunks that they
+  schedule on XLA's intra-op thread pool, and then block that pool thread until the chunks
+  are done. When as many batched calls run at once as the pool has threads (independent
+  kernels retracted in one step of a vmapped sweep, on a 2-core machine), every thread
+  waits for work queued behind it and the program hangs with all threads idle. A call on
+  a single matrix runs inline, so on CPU the batch is mapped sequentially
+  (``lax.map``); other platforms keep the batched call. Derivatives are JAX's own rules
+  for ``factor``, so a differentiated (batched) retraction is not covered by this.
+  """
+  sequential = custom_batching.custom_vmap(factor)
+
+  @sequential.def_vmap
+  def _rule(axis_size: int, in_batched: list[bool], matrices: jax.Array):
+    del axis_size
+    if not in_batched[0]:
+      return sequential(matrices), False
+    return jax.lax.platform_dependent(
+        matrices, cpu=lambda m: jax.lax.map(sequential, m), default=jax.vmap(factor)), True
+
+  # custom_vmap has no reverse-mode rule; this keeps jax.grad working through the vmap.
+  @jax.custom_jvp
+  def one(matrix: jax.Array) -> jax.Array:
+    return sequential(matrix)
+
+  @one.defjvp
+  def _jvp(primals, tangents):
+    (matrix,), (tangent,) = primals, tangents
+    return one(matrix), jax.jvp(factor, (matrix,), (tangent,))[1]
+
+  return one
+
+
+_FACTORS = {"polar": _one_matrix_per_lapack_call(_polar_factor),
+            "qr": _one_matrix_per_lapack_call(_q_factor)}
+
+
 def orthonormal(x: ArrayLike, method: str = "polar") -> jax.Array:
   r"""Retraction of a matrix (or conv kernel) onto matrices with orthonormal columns.
 
@@ -416,6 +473,11 @@ def orthonormal(x: ArrayLike, method: str = "polar") -> jax.Array:
     matrix in Frobenius norm (the Euclidean projection).
   - ``"qr"``: the Q factor of :math:`W = QR` with the signs fixed so that
     :math:`\operatorname{diag}(R) > 0`; cheaper, not the nearest point.
+
+  Under ``jax.vmap`` on CPU the factorizations run one matrix at a time (a ``lax.map``
+  over the batch): jaxlib's batched LAPACK calls can deadlock XLA's thread pool when
+  several run at once (see ``_one_matrix_per_lapack_call``). Other platforms factor the
+  batch in one call.
 
   Args:
     x: a matrix or a conv kernel.
@@ -434,17 +496,7 @@ def orthonormal(x: ArrayLike, method: str = "polar") -> jax.Array:
   tall = work.shape[0] >= work.shape[1]
   if not tall:
     work = work.T
-  if method == "polar":
-    # QR-iteration SVD: LAPACK's divide-and-conquer routine (jnp.linalg.svd's default on
-    # CPU) can fail to converge in float32 on nearly orthogonal matrices, the very input
-    # a retraction sees every step, and then returns NaN.
-    u, _, vt = jax.lax.linalg.svd(
-        work, full_matrices=False, algorithm=jax.lax.linalg.SvdAlgorithm.QR)
-    z = u @ vt
-  else:
-    q, r = jnp.linalg.qr(work)
-    signs = jnp.where(jnp.diagonal(r) < 0, -1, 1).astype(q.dtype)
-    z = q * signs[None, :]
+  z = _FACTORS[method](work)
   if not tall:
     z = z.T
   return z.reshape(x.shape).astype(x.dtype)

@@ -1,6 +1,7 @@
 """Prox operators: closed forms, optimality, jaxopt agreement, jit/vmap/grad."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -208,6 +209,40 @@ def test_polar_is_the_nearest_orthonormal_matrix():
   for _ in range(50):
     q, _ = jnp.linalg.qr(random_array((6, 3)))
     assert jnp.linalg.norm(q - w) >= best - 1e-5
+
+
+def lapack_operand_shapes(compiled_text):
+  """The result shapes of every LAPACK custom call in a compiled XLA:CPU program."""
+  calls = re.findall(r"= \(?(\w+\[[0-9,]*\])[^\n]*custom_call_target=\"lapack_", compiled_text)
+  return [tuple(int(d) for d in shape.split("[")[1].rstrip("]").split(",")) for shape in calls]
+
+
+@pytest.mark.parametrize("method", ["polar", "qr"])
+def test_orthonormal_under_vmap_calls_lapack_one_matrix_at_a_time_on_cpu(method):
+  # jaxlib's batched CPU LAPACK kernels split the batch over XLA's intra-op pool and block
+  # a pool thread until it is done; two such calls at once on a 2-thread pool deadlocked
+  # notebook 23 (every thread idle). One matrix per call runs inline.
+  if jax.default_backend() != "cpu":
+    pytest.skip("the deadlock and the sequential map are CPU-only")
+  kernels = random_array((2, 3, 6, 4))  # (rates, seeds, fan_in, fan_out)
+  retract = jax.jit(jax.vmap(jax.vmap(functools.partial(prox.orthonormal, method=method))))
+  shapes = lapack_operand_shapes(retract.lower(kernels).compile().as_text())
+  assert shapes and all(len(shape) == 2 for shape in shapes), shapes
+  one_by_one = jnp.stack([jnp.stack([prox.orthonormal(k, method) for k in row])
+                          for row in kernels])
+  np.testing.assert_allclose(retract(kernels), one_by_one, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["polar", "qr"])
+def test_vmapped_orthonormal_differentiates_like_one_matrix_at_a_time(method):
+  kernels = random_array((3, 6, 4))
+  loss = lambda w: jnp.sum(prox.orthonormal(w, method) ** 3)  # noqa: E731
+  one_by_one = jnp.stack([jax.grad(loss)(k) for k in kernels])
+  batched = jax.grad(lambda ks: jnp.sum(jax.vmap(loss)(ks)))(kernels)
+  np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+  np.testing.assert_allclose(jax.vmap(jax.grad(loss))(kernels), one_by_one, atol=1e-5)
+  jacobian = jax.vmap(jax.jacfwd(functools.partial(prox.orthonormal, method=method)))(kernels)
+  assert jacobian.shape == (3, 6, 4, 6, 4)
 
 
 def test_bad_arguments_name_themselves():
