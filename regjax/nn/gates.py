@@ -63,6 +63,11 @@ def _float_log_alpha(log_alpha: jax.typing.ArrayLike) -> jax.Array:
   return log_alpha
 
 
+def _open_logit(log_alpha: jax.Array, beta: Any, gamma: Any, zeta: Any) -> jax.Array:
+  r"""The logit of :math:`P(z \ne 0)`: :math:`\log\alpha - \beta\log(-\gamma/\zeta)`."""
+  return log_alpha - beta * jnp.log(-gamma / zeta)
+
+
 def hard_concrete_sample(
     key: jax.Array,
     log_alpha: jax.typing.ArrayLike,
@@ -140,10 +145,9 @@ def hard_concrete_point_masses(
   _check_stretch(beta, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
 
-  def p_zero(location, low, high):
-    return jax.nn.sigmoid(beta * jnp.log(-low / high) - location)
-
-  return p_zero(log_alpha, gamma, zeta), p_zero(-log_alpha, 1.0 - zeta, 1.0 - gamma)
+  p_zero = jax.nn.sigmoid(-_open_logit(log_alpha, beta, gamma, zeta))
+  p_one = jax.nn.sigmoid(-_open_logit(-log_alpha, beta, 1.0 - zeta, 1.0 - gamma))
+  return p_zero, p_one
 
 
 def expected_l0(
@@ -181,7 +185,7 @@ def expected_l0(
   _check_stretch(beta, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
   log_alpha = log_alpha.astype(_checks.float_dtype(log_alpha.dtype))
-  return jnp.sum(jax.nn.sigmoid(log_alpha - beta * jnp.log(-gamma / zeta)), axis=axis)
+  return jnp.sum(jax.nn.sigmoid(_open_logit(log_alpha, beta, gamma, zeta)), axis=axis)
 
 
 def deterministic_gate(
