@@ -454,7 +454,8 @@ def _one_matrix_per_lapack_call(factor):
   @one.defjvp
   def _jvp(primals, tangents):
     (matrix,), (tangent,) = primals, tangents
-    return one(matrix), jax.jvp(factor, (matrix,), (tangent,))[1]
+    # The tangent needs the factorization anyway: take the primal from it, not a second one.
+    return jax.jvp(factor, (matrix,), (tangent,))
 
   return one
 
