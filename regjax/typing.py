@@ -1,0 +1,52 @@
+"""Type aliases for the values users pass to regjax.
+
+These name what an argument accepts, for readers, IDEs and type checkers. A pytree
+cannot be described precisely by Python's type system, so the aliases that admit one
+(:data:`Strength`, :data:`Mask`, :data:`Params`) are as permissive as ``Any`` to a
+checker; their names and this page are the documentation.
+
+- :data:`Scalar`: a number: ``float``, ``int``, a NumPy or JAX scalar (possibly traced).
+- :data:`Schedule`: an Optax schedule ``step -> value``, e.g.
+  ``optax.linear_schedule(1e-3, 0.0, 1000)``.
+- :data:`ScalarOrSchedule`: either; what Optax calls ``ScalarOrSchedule``.
+- :data:`Strength`: a :data:`ScalarOrSchedule`, an array that broadcasts against a
+  parameter (a per-coordinate strength), or a pytree of those matching the parameters
+  by path (per-layer strengths, see :func:`regjax.per_layer`).
+- :data:`Mask`: Optax's mask convention: ``None`` (every leaf), a pytree of bools with
+  the parameters' paths or a prefix of them, or a callable ``params -> such a tree``.
+- :data:`Params`: a pytree of arrays (a dict, an ``nnx.State``, an Equinox module, ...).
+
+Examples:
+  >>> import optax
+  >>> from regjax.typing import Strength
+  >>> strength: Strength = optax.linear_schedule(1e-3, 0.0, 100)
+  >>> callable(strength)
+  True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias, Union
+
+import jax
+
+__all__ = ["Mask", "Params", "Scalar", "ScalarOrSchedule", "Schedule", "Strength"]
+
+Scalar: TypeAlias = jax.typing.ArrayLike
+"""A number: ``float``, ``int``, or a NumPy/JAX scalar (traced values included)."""
+
+Schedule: TypeAlias = Callable[[jax.typing.ArrayLike], jax.typing.ArrayLike]
+"""An Optax schedule: a function of the step count returning the value at that step."""
+
+ScalarOrSchedule: TypeAlias = Union[Scalar, Schedule]
+"""A number or a schedule, as Optax's ``ScalarOrSchedule``."""
+
+Params: TypeAlias = Any
+"""A pytree of arrays: the parameters (or updates) a transform sees."""
+
+Strength: TypeAlias = Union[ScalarOrSchedule, jax.Array, Params]
+"""A number, schedule, broadcastable array, or a pytree of those matching the parameters."""
+
+Mask: TypeAlias = Union[None, Params, Callable[[Params], Params]]
+"""Optax's mask convention: None, a bool tree (or prefix of one), or a callable."""
