@@ -27,7 +27,7 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeAlias, Union
+from typing import Any, TypeAlias
 
 import jax
 
@@ -39,14 +39,14 @@ Scalar: TypeAlias = jax.typing.ArrayLike
 Schedule: TypeAlias = Callable[[jax.typing.ArrayLike], jax.typing.ArrayLike]
 """An Optax schedule: a function of the step count returning the value at that step."""
 
-ScalarOrSchedule: TypeAlias = Union[Scalar, Schedule]
+ScalarOrSchedule: TypeAlias = Scalar | Schedule
 """A number or a schedule, as Optax's ``ScalarOrSchedule``."""
 
 Params: TypeAlias = Any
 """A pytree of arrays: the parameters (or updates) a transform sees."""
 
-Strength: TypeAlias = Union[ScalarOrSchedule, jax.Array, Params]
+Strength: TypeAlias = ScalarOrSchedule | jax.Array | Params
 """A number, schedule, broadcastable array, or a pytree of those matching the parameters."""
 
-Mask: TypeAlias = Union[None, Params, Callable[[Params], Params]]
+Mask: TypeAlias = None | Params | Callable[[Params], Params]
 """Optax's mask convention: None, a bool tree (or prefix of one), or a callable."""
