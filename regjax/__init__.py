@@ -12,25 +12,39 @@ Three layers, imported one way only (core ← nn ← experiment, checked by impo
 
 The names of the two outer layers that users reach from here (``regjax.sweep``,
 ``regjax.Trainer``, ``regjax.stochastic``, ...) are imported lazily, on first use, so
-``import regjax`` imports neither flax nor the sweep engine.
+``import regjax`` imports neither flax nor the sweep engine; type checkers and IDEs see
+them through the ``TYPE_CHECKING`` imports below. :mod:`regjax.typing` names what the
+arguments accept.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
-from regjax import masks, metrics, optimizers, penalties, prox, transforms
+from regjax import masks, metrics, optimizers, penalties, prox, transforms, typing
 from regjax.masks import by_path, per_layer
 from regjax.optimizers import adamw, prox_adam, prox_sgd
 from regjax.transforms import (
     add_penalty_gradient,
     decoupled_weight_decay,
     orthogonality,
-    preconditioned_proximal,
     project,
     proximal,
 )
+
+if TYPE_CHECKING:
+  # What `__getattr__` loads on first use, spelled out for type checkers and IDEs; a test
+  # (tests/test_api_standard.py) keeps these imports and `_LAZY`/`_DEPRECATED` in step.
+  from regjax import experiment, nn
+  from regjax.experiment import checkpoint, data
+  from regjax.experiment.results import SweepResult
+  from regjax.experiment.results import concat as concat_results
+  from regjax.experiment.sweeps import Grid, grid, progress_callback, sweep, zip_grid
+  from regjax.experiment.trainer import Trainer
+  from regjax.nn import gates, models, pooling, pruning, stochastic
+  from regjax.transforms import preconditioned_proximal as preconditioned_proximal
 
 __version__ = "0.1.0"
 
@@ -56,12 +70,27 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 
+# Deprecated names, still reachable: name -> (module, attribute, what to use instead).
+# They are not in `__all__` (nor `dir(regjax)`, which drives tab completion, so new code
+# is not offered them), and every access warns; they are never cached in the module.
+_DEPRECATED: dict[str, tuple[str, str, str]] = {
+    "preconditioned_proximal": (
+        "regjax.transforms", "preconditioned_proximal",
+        "regjax.prox_adam(learning_rate, strength, prox_fn, ...)"),
+}
+
+
 def __getattr__(name: str) -> Any:
+  if name in _DEPRECATED:
+    module_name, attribute, instead = _DEPRECATED[name]
+    warnings.warn(f"regjax.{name} is deprecated: use {instead} instead.", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(importlib.import_module(module_name), attribute)
   if name not in _LAZY:
     raise AttributeError(f"module 'regjax' has no attribute {name!r}")
-  module_name, attribute = _LAZY[name]
+  module_name, lazy_attribute = _LAZY[name]
   module = importlib.import_module(module_name)
-  value = module if attribute is None else getattr(module, attribute)
+  value = module if lazy_attribute is None else getattr(module, lazy_attribute)
   globals()[name] = value
   return value
 
@@ -93,7 +122,6 @@ __all__ = [
     "penalties",
     "per_layer",
     "pooling",
-    "preconditioned_proximal",
     "progress_callback",
     "project",
     "prox",
@@ -104,5 +132,6 @@ __all__ = [
     "stochastic",
     "sweep",
     "transforms",
+    "typing",
     "zip_grid",
 ]
