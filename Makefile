@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-lowest lint bench notebooks clean
+.PHONY: demo test test-lowest lint typecheck bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check regjax tests benchmarks notebooks examples
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist load
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # The suite against exactly the declared floors (constraints-lowest.txt), in its own venv.
 LOWEST := .venv-lowest
@@ -42,4 +46,4 @@ notebooks: $(STAMP)
 	$(BIN)/python notebooks/execute.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST) regjax-out .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST) regjax-out .pytest_cache .hypothesis .mypy_cache
