@@ -8,12 +8,14 @@ A *public module* is one whose dotted name has no part starting with ``_``. Each
    ``Examples:`` section holding a ``>>>`` doctest (``pytest --doctest-modules`` runs it),
    a constant or type alias has an attribute docstring (the string literal after it);
 3. lists no deprecated name in ``__all__`` (deprecated names stay reachable, with a
-   ``DeprecationWarning``, but are not offered).
+   ``DeprecationWarning``, but are not offered);
+4. types no parameter of an exported function or class ``Any``: what users pass is named
+   by a :mod:`regjax.typing` alias (or a precise type).
 
 A name's documentation is judged where it is defined (``def``/``class``/assignment, found
 by following ``from ... import`` statements, including the ``TYPE_CHECKING`` imports of the
 lazily loaded names): a re-export lacking an example is excused only while its defining
-module is pending. Rules 1 and 3 are the exporting module's own.
+module is pending. Rules 1 and 3 are the exporting module's own; 2 and 4 follow the definition.
 
 Run ``python tests/test_api_standard.py`` for the inventory of what each pending module
 still lacks (rule breaks, parameters typed ``Any``, mypy errors).
@@ -211,20 +213,39 @@ def definition(module: str, name: str, depth: int = 0) -> Definition | None:
   return found
 
 
-def _calls_a_deprecation_warning(node: ast.AST) -> bool:
-  return any(isinstance(n, ast.Name) and n.id in _WARNINGS_OF_DEPRECATION
-             for n in ast.walk(node))
+def _always_warns_of_deprecation(function: ast.AST) -> bool:
+  """A statement of the body itself (not under an ``if``: that deprecates an argument)
+  issues a DeprecationWarning (or Future-, PendingDeprecation-)."""
+  return any(isinstance(stmt, ast.Expr) and any(
+      isinstance(n, ast.Name) and n.id in _WARNINGS_OF_DEPRECATION for n in ast.walk(stmt))
+      for stmt in getattr(function, "body", []))
 
 
 def is_deprecated(found: Definition) -> bool:
-  """Deprecated: it warns with a DeprecationWarning, or says so in its first line."""
-  if found.kind in ("function", "class") and found.node is not None:
-    decorators = getattr(found.node, "decorator_list", [])
-    if any("deprecated" in ast.unparse(d) for d in decorators):
+  """Deprecated: a ``@deprecated`` decorator, a warning on every call, or a docstring that
+  opens with "Deprecated"."""
+  node = found.node
+  if found.kind in ("function", "class") and node is not None:
+    if any("deprecated" in ast.unparse(d) for d in getattr(node, "decorator_list", [])):
       return True
-    if _calls_a_deprecation_warning(found.node):
+    if isinstance(node, ast.ClassDef):
+      node = next((n for n in node.body if isinstance(n, ast.FunctionDef)
+                   and n.name == "__init__"), None)
+    if node is not None and _always_warns_of_deprecation(node):
       return True
   return bool(found.docstring) and found.docstring.lstrip().lower().startswith("deprecated")
+
+
+def _any_parameters(found: Definition) -> list[str]:
+  node = found.node
+  if isinstance(node, ast.ClassDef):
+    node = next((n for n in node.body if isinstance(n, ast.FunctionDef)
+                 and n.name == "__init__"), None)
+  if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+    return []
+  arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+  return [a.arg for a in arguments if a.annotation is not None
+          and re.search(r"\bAny\b", ast.unparse(a.annotation))]
 
 
 def _has_runnable_example(docstring: str | None) -> bool:
@@ -284,6 +305,9 @@ def module_violations(module: str) -> list[Violation]:
       fail(name, "deprecated, yet in __all__")  # the exporting module's fault, pending or not
     if found.kind in ("function", "class") and not _has_runnable_example(found.docstring):
       fail(name, "docstring has no `Examples:` section with a >>> doctest", found.module)
+    if _any_parameters(found):
+      fail(name, f"parameters typed Any (use regjax.typing): {', '.join(_any_parameters(found))}",
+           found.module)
     elif found.kind == "data" and not found.docstring:
       fail(name, "no attribute docstring (a string literal right after the assignment)",
            found.module)
@@ -329,14 +353,15 @@ def test_every_exported_name_exists_at_runtime():
       assert hasattr(imported, name), f"{module}.__all__ names {name!r}, which is missing"
 
 
-def test_the_standard_catches_a_missing_example_a_stray_public_def_and_a_deprecated_name(
+def test_the_standard_catches_each_kind_of_break(
     monkeypatch):
   # The checker itself, on the source of a made-up module.
   module = "regjax.nn.standard_probe"
   monkeypatch.setitem(_PROBES, module, textwrap.dedent('''
       """A probe."""
       import warnings
-      __all__ = ["documented", "undocumented", "old", "CONSTANT"]
+      from typing import Any
+      __all__ = ["documented", "undocumented", "old", "loose", "renamed_argument", "CONSTANT"]
       CONSTANT = 1
       def documented():
         """Doc.
@@ -349,8 +374,22 @@ def test_the_standard_catches_a_missing_example_a_stray_public_def_and_a_depreca
       def old():
         """Old."""
         warnings.warn("old", DeprecationWarning)
+      def renamed_argument(new=None, old=None):
+        """A deprecated argument does not deprecate the function.
+
+        Examples:
+          >>> renamed_argument(1)
+        """
+        if old is not None:
+          warnings.warn("old is new", DeprecationWarning)
       def stray():
         """Public, but not exported."""
+      def loose(x: int, strength: Any, *, mask: dict[str, Any] | None = None):
+        """Doc.
+
+        Examples:
+          >>> loose(1, 2)
+        """
   '''))
   monkeypatch.setitem(sys.modules, module, type(sys)(module))
   try:
@@ -358,7 +397,7 @@ def test_the_standard_catches_a_missing_example_a_stray_public_def_and_a_depreca
   finally:
     _tree.cache_clear()
   assert rules == {("undocumented", "docstring"), ("old", "deprecated,"), ("old", "docstring"),
-                   ("stray", "public"), ("CONSTANT", "no")}
+                   ("stray", "public"), ("CONSTANT", "no"), ("loose", "parameters")}
 
 
 def test_deprecated_name_warns_on_access_and_is_not_offered():
@@ -449,41 +488,37 @@ def mypy_errors_by_module() -> dict[str, list[str]]:
   return errors
 
 
-def _any_parameters(found: Definition) -> list[str]:
-  node = found.node
-  if isinstance(node, ast.ClassDef):
-    node = next((n for n in node.body if isinstance(n, ast.FunctionDef)
-                 and n.name == "__init__"), None)
-  if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-    return []
-  arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
-  return [a.arg for a in arguments if a.annotation is not None
-          and re.search(r"\bAny\b", ast.unparse(a.annotation))]
-
-
 def inventory() -> str:
   """What each pending module lacks, generated from the checks above and mypy."""
-  by_module: dict[str, list[str]] = {}
+  found: dict[str, dict[str, list[str]]] = {}
+
+  def note(module: str, what: str, item: str) -> None:
+    items = found.setdefault(module, {}).setdefault(what, [])
+    if item not in items:
+      items.append(item)
+
+  labels = {"no": "no __all__", "public": "public but not in __all__",
+            "docstring": "no example", "deprecated,": "deprecated in __all__",
+            "in": "not bound", "no attribute": "no attribute docstring",
+            "parameters": "Any parameters"}
   for v in all_violations():
     if _excused(v):
+      key = "no attribute" if v.rule.startswith("no attribute") else v.rule.split(" ")[0]
       owner = v.defined_in if v.defined_in in PENDING else v.module
-      by_module.setdefault(owner, []).append(f"{v.name}: {v.rule}")
-  for module in public_modules():
-    for name in _exported_names(module) or []:
-      found = definition(module, name)
-      if found is not None and found.module in PENDING | {module} and _any_parameters(found):
-        owner = found.module if found.module in PENDING else module
-        line = f"{name}: parameters typed Any: {', '.join(_any_parameters(found))}"
-        if line not in by_module.setdefault(owner, []):
-          by_module[owner].append(line)
+      item = v.name
+      if key == "parameters":
+        item = f"{v.name}({v.rule.split(': ')[1]})"
+      note(owner, labels[key], item)
   errors = mypy_errors_by_module()
   out = [f"mypy pending in pyproject.toml: {', '.join(mypy_pending()) or 'none'}"]
   clean = [m for m in mypy_pending() if not errors.get(m)]
   if clean:
     out.append(f"  ... of which mypy now passes (remove them): {', '.join(clean)}")
-  for module in sorted(set(by_module) | set(errors)):
-    out.append(f"{module}  (mypy: {len(errors.get(module, []))} errors)")
-    out += [f"  {line}" for line in sorted(set(by_module.get(module, [])))]
+  for module in sorted(set(found) | set(errors)):
+    out.append(f"{module}: mypy {len(errors.get(module, []))} errors")
+    for what, items in found.get(module, {}).items():
+      shown = "" if what == "no __all__" else f" ({len(items)}): {', '.join(items)}"
+      out.append(f"  {what}{shown}")
     out += [f"  mypy: {e}" for e in sorted(set(errors.get(module, [])))]
   return "\n".join(out)
 
