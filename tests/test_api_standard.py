@@ -305,11 +305,11 @@ def module_violations(module: str) -> list[Violation]:
       fail(name, "deprecated, yet in __all__")  # the exporting module's fault, pending or not
     if found.kind in ("function", "class") and not _has_runnable_example(found.docstring):
       fail(name, "docstring has no `Examples:` section with a >>> doctest", found.module)
-    if _any_parameters(found):
-      fail(name, f"parameters typed Any (use regjax.typing): {', '.join(_any_parameters(found))}",
-           found.module)
     elif found.kind == "data" and not found.docstring:
       fail(name, "no attribute docstring (a string literal right after the assignment)",
+           found.module)
+    if _any_parameters(found):
+      fail(name, f"parameters typed Any (use regjax.typing): {', '.join(_any_parameters(found))}",
            found.module)
   return out
 
@@ -353,8 +353,7 @@ def test_every_exported_name_exists_at_runtime():
       assert hasattr(imported, name), f"{module}.__all__ names {name!r}, which is missing"
 
 
-def test_the_standard_catches_each_kind_of_break(
-    monkeypatch):
+def test_the_standard_catches_each_kind_of_break(monkeypatch):
   # The checker itself, on the source of a made-up module.
   module = "regjax.nn.standard_probe"
   monkeypatch.setitem(_PROBES, module, textwrap.dedent('''
