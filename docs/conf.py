@@ -42,6 +42,8 @@ autodoc_preserve_defaults = True
 # Signatures say `Strength`, not the union it stands for (the modules use postponed
 # annotations, so autodoc sees the alias's name).
 autodoc_type_aliases = {name: f"regjax.typing.{name}" for name in regjax.typing.__all__}
+# ... and `ArrayLike`, not the eight-member union jax.typing.ArrayLike stands for.
+autodoc_type_aliases["ArrayLike"] = "jax.typing.ArrayLike"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
