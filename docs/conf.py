@@ -142,8 +142,21 @@ def _prose_attribute_docstrings(app) -> None:
   app.connect("autodoc-process-docstring", process)
 
 
+def _alias_names_in_signatures(app, what, name, obj, options, signature, return_annotation):
+  """`ArrayLike | None` reads so, not `TypeAliasForwardRef('jax.typing.ArrayLike') | None`.
+
+  Sphinx writes an alias of `autodoc_type_aliases` inside a union as the repr of its
+  placeholder object; the alias's name is what the reader should see.
+  """
+  def clean(text):
+    return re.sub(r"TypeAliasForwardRef\('([^']+)'\)", r"\1", text) if text else text
+
+  return clean(signature), clean(return_annotation)
+
+
 def setup(app):
   app.connect("missing-reference", _resolve_alias)
+  app.connect("autodoc-process-signature", _alias_names_in_signatures)
   _prose_attribute_docstrings(app)
 
 
