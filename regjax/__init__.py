@@ -32,6 +32,7 @@ from regjax.transforms import (
     proximal,
 )
 
+# The one place the version is written: pyproject.toml reads it (`dynamic = ["version"]`).
 __version__ = "0.1.0"
 
 # name -> (module, attribute or None for the module itself)

@@ -1,4 +1,4 @@
-"""Checkpoint and resume for long sweeps of a :class:`regjax.nnx.Trainer`.
+"""Checkpoint and resume for long sweeps of a :class:`regjax.Trainer`.
 
 :func:`resumable_sweep` trains every (grid point, seed) row like :func:`regjax.sweep`,
 with the same row plan (:mod:`regjax.experiment.rows`: rows sharded over the mesh and
@@ -223,7 +223,7 @@ def resumable_sweep(
   """Trains ``trainer`` over ``grid × seeds`` in segments, saving after each segment.
 
   Args:
-    trainer: a :class:`regjax.nnx.Trainer` (or any object with its ``init``,
+    trainer: a :class:`regjax.Trainer` (or any object with its ``init``,
       ``advance``, ``evaluate`` and ``steps``); ``steps`` must divide by ``segments``.
     grid: the strengths, as for :func:`regjax.sweep`.
     seeds: an int ``n`` (seeds ``0..n-1``) or a list of seeds, as for
