@@ -197,9 +197,15 @@ def test_streamed_batches_equal_the_in_memory_run_fed_the_same_batches():
   for name in ("test_loss", "train_loss", "zero_weights"):
     np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(got.curves["test_loss"], expected.curves["test_loss"], rtol=1e-5)
-  with pytest.raises(TypeError, match="one-shot iterator"):
-    regjax.sweep(Trainer(model=memory.model, optimizer=memory.optimizer, train=stream(),
-                         test=TEST, steps=steps), grid, progress=False)
+  # A generator object is read once, shared by every row of a one-chunk sweep...
+  one_shot = Trainer(model=memory.model, optimizer=memory.optimizer, train=stream(),
+                     test=TEST, steps=steps, eval_every=10, segment_steps=20)
+  got = regjax.sweep(one_shot, grid, progress=False)
+  np.testing.assert_allclose(got["test_loss"], expected["test_loss"], rtol=1e-5, atol=1e-7)
+  # ...and a second pass (another sweep, or a second chunk) says how to pass a re-iterable.
+  for chunk_size in (None, 2):
+    with pytest.raises(TypeError, match="one-shot iterator .* `train=lambda: loader"):
+      regjax.sweep(one_shot, grid, chunk_size=chunk_size, progress=False)
 
 
 @pytest.mark.slow
