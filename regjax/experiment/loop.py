@@ -301,7 +301,7 @@ def _segment_programs(fn: SegmentedRun, plan: _rows.RowPlan, lengths: Sequence[i
   hparams, seeds = plan.abstract_inputs()
   state = _abstract_chunk(row_state(fn, plan.names), plan.chunk, plan.sharding)
   replicated = NamedSharding(plan.sharding.mesh, PartitionSpec())
-  sharded = dict(out_shardings=plan.sharding)
+  sharded: dict[str, Any] = dict(out_shardings=plan.sharding)
   init = _compile(jax.vmap(lambda h, s: fn.init(h, jax.random.key(s))), (hparams, seeds),
                   progress, **sharded)
   advance = {}

@@ -227,8 +227,9 @@ class SweepResult:
       raise ValueError(f"`{argument}` must be one of the columns {self.columns}, got {name!r}.")
 
   def _like(self, table: pd.DataFrame | Mapping[str, Any], **changes: Any) -> SweepResult:
-    options = dict(hparams=self.hparams, metrics=self.metrics, wall_time=self.wall_time,
-                   chunk_size=self.chunk_size, curves=self._curves)
+    options: dict[str, Any] = dict(hparams=self.hparams, metrics=self.metrics,
+                                   wall_time=self.wall_time, chunk_size=self.chunk_size,
+                                   curves=self._curves)
     options.update(changes)
     return SweepResult(table, **options)
 
@@ -608,7 +609,7 @@ def _group_statistics(values: pd.DataFrame, group: np.ndarray, failed: np.ndarra
 
 def _equal(column: np.ndarray, value: Any) -> np.ndarray:
   if np.issubdtype(column.dtype, np.floating) and isinstance(value, numbers.Real):
-    return np.isclose(column, value, rtol=1e-6, atol=0.0)
+    return np.isclose(column, float(value), rtol=1e-6, atol=0.0)
   return column == value
 
 
