@@ -222,3 +222,39 @@ def test_cnn_example_trains_through_a_sweep_in_tiny_mode(capsys):
   assert (result["train_loss"][smooth] > result["train_cross_entropy"][smooth]).all()
   np.testing.assert_allclose(result["train_loss"][~smooth], result["train_cross_entropy"][~smooth])
   assert "best on validation" in capsys.readouterr().out
+
+
+def test_a_reported_penalty_is_shown_apart_and_left_out_of_held_out_losses():
+  def penalized(model, batch, hparams):
+    data = cross_entropy_of(model, batch)
+    penalty = hparams["lam"] * sum(jnp.sum(jnp.abs(k)) for k in (model.layers[0].kernel[...],))
+    return data + penalty, {"penalty": penalty, "data": data}
+
+  def cross_entropy_of(model, batch):
+    from regjax.experiment.trainer import cross_entropy
+
+    return cross_entropy(model(batch[0]), batch[1])
+
+  small = Dataset(TRAIN.inputs[:64], TRAIN.labels[:64])
+  run = Trainer(model=lambda rngs: models.MLP(64, (4,), 10, rngs=rngs), optimizer=adam,
+                train=small, test=small, steps=1, batch_size=64, loss_fn=penalized,
+                loss_penalty=lambda params, h: 2.0 * h["lam"])
+  hparams = {"lam": jnp.float32(0.01)}
+  state = run.advance(hparams, run.init(hparams, jax.random.key(0)), 1)
+  out = run.evaluate(hparams, state)
+  # train_penalty: the loss_fn's penalty plus loss_penalty (2 λ); train_loss holds both.
+  np.testing.assert_allclose(out["train_penalty"], out["train_loss"] - out["train_data"],
+                             rtol=1e-5)
+  assert out["train_penalty"] > 2.0 * 0.01
+  # Held out, the same batch gives the data term alone (the model after the step).
+  model = _model_of(run, state)
+  np.testing.assert_allclose(out["test_loss"], cross_entropy_of(model, small), rtol=1e-5)
+
+
+def _model_of(run, state):
+  from regjax.experiment import _model
+
+  model = _model.merge(run.structure, state.params, state.model_state, state.rng_key,
+                       state.step)
+  model.eval()
+  return model
