@@ -2,12 +2,9 @@
 
 The sweep trains in ``segments`` stretches of steps and saves every row's training state
 (parameters, optimizer and batch statistics, data and random keys, curves so far) with
-Orbax after each. Run again with ``resume=True``, it loads the newest checkpoint of each
-chunk and trains only what is left; the result is bit-identical to an uninterrupted run.
-
-This file is written against today's ``regjax.checkpoint.resumable_sweep``; issue 20
-folds it into ``regjax.sweep(..., checkpoint=DIR)``, and this file (which
-``tests/test_guides.py`` runs) follows it there.
+Orbax after each (``regjax.sweep(..., checkpoint=DIR)``). Run again over the same
+directory, it loads the newest checkpoint of each chunk and trains only what is left; the
+result is bit-identical to an uninterrupted run. ``tests/test_guides.py`` runs this file.
 """
 
 from __future__ import annotations
@@ -33,18 +30,17 @@ def make_trainer(steps: int) -> Trainer:
 
 def main(directory: str = "checkpoints", steps: int = 400):
   grid = regjax.grid(lam=jnp.logspace(-4, -2, 3))
-  options = dict(seeds=2, directory=directory, segments=2, progress=False)
+  options = dict(seeds=2, checkpoint=directory, segments=2, progress=False)
 
   # A run that saves after each of its 2 segments: checkpoints/chunk_0000/segment_000{1,2}.
-  whole = regjax.checkpoint.resumable_sweep(make_trainer(steps), grid, **options)
+  whole = regjax.sweep(make_trainer(steps), grid, resume=False, **options)
 
   # As if the job had been killed during its second segment: only segment 1 is on disk.
   for segment in pathlib.Path(directory).glob("chunk_*/segment_0002"):
     shutil.rmtree(segment)
 
-  # The same call with resume=True trains segment 2 only, from the saved state.
-  resumed = regjax.checkpoint.resumable_sweep(make_trainer(steps), grid, resume=True,
-                                              **options)
+  # The same call (resume=True is the default with checkpoint=) trains segment 2 only.
+  resumed = regjax.sweep(make_trainer(steps), grid, **options)
   for name in ("test_accuracy", "zero_weights"):
     assert np.array_equal(resumed[name], whole[name]), name  # bit for bit
   print(resumed.mean_over_seeds())
