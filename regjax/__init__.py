@@ -23,7 +23,7 @@ import importlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from regjax import masks, metrics, optimizers, penalties, prox, transforms, typing
+from regjax import _lazy, masks, metrics, optimizers, penalties, prox, transforms, typing
 from regjax.masks import by_path, per_layer
 from regjax.optimizers import adamw, prox_adam, prox_sgd
 from regjax.transforms import (
@@ -39,13 +39,16 @@ if TYPE_CHECKING:
   # (tests/test_api_standard.py) keeps these imports and `_LAZY`/`_DEPRECATED` in step.
   from regjax import experiment, nn
   from regjax.experiment import checkpoint, data
+  from regjax.experiment.grids import Grid, grid, zip_grid
+  from regjax.experiment.progress import progress_callback
   from regjax.experiment.results import SweepResult
   from regjax.experiment.results import concat as concat_results
-  from regjax.experiment.sweeps import Grid, grid, progress_callback, sweep, zip_grid
+  from regjax.experiment.sweeps import sweep
   from regjax.experiment.trainer import Trainer
   from regjax.nn import gates, models, pooling, pruning, stochastic
   from regjax.transforms import preconditioned_proximal as preconditioned_proximal
 
+# The one place the version is written: pyproject.toml reads it (`dynamic = ["version"]`).
 __version__ = "0.1.0"
 
 # name -> (module, attribute or None for the module itself)
@@ -59,11 +62,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "models": ("regjax.nn.models", None),
     "checkpoint": ("regjax.experiment.checkpoint", None),
     "data": ("regjax.experiment.data", None),
-    "Grid": ("regjax.experiment.sweeps", "Grid"),
-    "grid": ("regjax.experiment.sweeps", "grid"),
-    "zip_grid": ("regjax.experiment.sweeps", "zip_grid"),
+    "Grid": ("regjax.experiment.grids", "Grid"),
+    "grid": ("regjax.experiment.grids", "grid"),
+    "zip_grid": ("regjax.experiment.grids", "zip_grid"),
     "sweep": ("regjax.experiment.sweeps", "sweep"),
-    "progress_callback": ("regjax.experiment.sweeps", "progress_callback"),
+    "progress_callback": ("regjax.experiment.progress", "progress_callback"),
     "SweepResult": ("regjax.experiment.results", "SweepResult"),
     "concat_results": ("regjax.experiment.results", "concat"),
     "Trainer": ("regjax.experiment.trainer", "Trainer"),
@@ -79,6 +82,8 @@ _DEPRECATED: dict[str, tuple[str, str, str]] = {
         "regjax.prox_adam(learning_rate, strength, prox_fn, ...)"),
 }
 
+_lazy_getattr, __dir__ = _lazy.attach("regjax", _LAZY, globals())
+
 
 def __getattr__(name: str) -> Any:
   if name in _DEPRECATED:
@@ -86,17 +91,7 @@ def __getattr__(name: str) -> Any:
     warnings.warn(f"regjax.{name} is deprecated: use {instead} instead.", DeprecationWarning,
                   stacklevel=2)
     return getattr(importlib.import_module(module_name), attribute)
-  if name not in _LAZY:
-    raise AttributeError(f"module 'regjax' has no attribute {name!r}")
-  module_name, lazy_attribute = _LAZY[name]
-  module = importlib.import_module(module_name)
-  value = module if lazy_attribute is None else getattr(module, lazy_attribute)
-  globals()[name] = value
-  return value
-
-
-def __dir__() -> list[str]:
-  return sorted(set(globals()) | set(_LAZY))
+  return _lazy_getattr(name)
 
 
 __all__ = [

@@ -23,7 +23,7 @@ __all__ = ["fractional_max_pool", "fractional_pooling_sequence"]
 
 def fractional_pooling_sequence(key: PRNGKey, input_size: int, output_size: int, *,
                                 pseudo_random: bool = True) -> jax.Array:
-  r"""Boundaries ``0 = a_0 < a_1 < ... < a_{N_out} = N_in`` of fractional pooling.
+  r"""Boundaries ``0 = a_0 < a_1 < … < a_{N_out} = N_in`` of fractional pooling.
 
   With :math:`\alpha = N_{in}/N_{out}` every increment :math:`a_{i+1} - a_i` is
   :math:`\lfloor\alpha\rfloor` or :math:`\lceil\alpha\rceil` (1 or 2 when
