@@ -131,8 +131,9 @@ def _top_level(body: list[ast.stmt]) -> list[tuple[ast.stmt, ast.stmt | None]]:
 
 
 def _assigned_names(stmt: ast.stmt) -> list[str]:
-  if isinstance(stmt, ast.Assign):
-    return [t.id for t in stmt.targets if isinstance(t, ast.Name)]
+  if isinstance(stmt, ast.Assign):  # `a = ...`, `a = b = ...`, `a, b = ...`
+    targets = [e for t in stmt.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+    return [t.id for t in targets if isinstance(t, ast.Name)]
   if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
     return [stmt.target.id]
   return []
@@ -188,6 +189,8 @@ def definition(module: str, name: str, depth: int = 0) -> Definition | None:
       # `name = other` or `name = module.other` re-binds a function or class of regjax
       # (judged where it is defined); anything else is data, documented right here.
       value = stmt.value  # type: ignore[attr-defined]
+      if isinstance(value, ast.Tuple):  # `a, b = x, y`: judged as data here
+        value = None
       target = None
       if isinstance(value, ast.Name) and value.id != name:
         target = definition(module, value.id, depth + 1)
