@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-lowest lint bench notebooks docs dist-check clean
+.PHONY: demo test test-lowest lint typecheck bench notebooks docs dist-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check regjax tests benchmarks notebooks examples docs tools
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(MAKE) docs
 	$(BIN)/python -m pytest -n 2 --dist load
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # The reference site (docs/README.md): warnings are errors, then every public name must
 # have its entry and docstring (docs/check_coverage.py). Notebooks are never executed.
@@ -54,4 +58,5 @@ notebooks: $(STAMP)
 	$(BIN)/python notebooks/execute.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST) regjax-out .pytest_cache .hypothesis docs/_build docs/api docs/notebooks dist
+	rm -rf $(VENV) $(LOWEST) regjax-out .pytest_cache .hypothesis .mypy_cache docs/_build docs/api \
+	  docs/notebooks dist

@@ -12,22 +12,41 @@ Three layers, imported one way only (core ← nn ← experiment, checked by impo
 
 The names of the two outer layers that users reach from here (``regjax.sweep``,
 ``regjax.Trainer``, ``regjax.stochastic``, ...) are imported lazily, on first use, so
-``import regjax`` imports neither flax nor the sweep engine.
+``import regjax`` imports neither flax nor the sweep engine; type checkers and IDEs see
+them through the ``TYPE_CHECKING`` imports below. :mod:`regjax.typing` names what the
+arguments accept.
 """
 
 from __future__ import annotations
 
-from regjax import _lazy, masks, metrics, optimizers, penalties, prox, transforms
+import importlib
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from regjax import _lazy, masks, metrics, optimizers, penalties, prox, transforms, typing
 from regjax.masks import by_path, per_layer
 from regjax.optimizers import adamw, prox_adam, prox_sgd
 from regjax.transforms import (
     add_penalty_gradient,
     decoupled_weight_decay,
     orthogonality,
-    preconditioned_proximal,
     project,
     proximal,
 )
+
+if TYPE_CHECKING:
+  # What `__getattr__` loads on first use, spelled out for type checkers and IDEs; a test
+  # (tests/test_api_standard.py) keeps these imports and `_LAZY`/`_DEPRECATED` in step.
+  from regjax import experiment, nn
+  from regjax.experiment import checkpoint, data
+  from regjax.experiment.grids import Grid, grid, zip_grid
+  from regjax.experiment.progress import progress_callback
+  from regjax.experiment.results import SweepResult
+  from regjax.experiment.results import concat as concat_results
+  from regjax.experiment.sweeps import sweep
+  from regjax.experiment.trainer import Trainer
+  from regjax.nn import gates, models, pooling, pruning, stochastic
+  from regjax.transforms import preconditioned_proximal as preconditioned_proximal
 
 # The one place the version is written: pyproject.toml reads it (`dynamic = ["version"]`).
 __version__ = "0.1.0"
@@ -54,7 +73,25 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 
-__getattr__, __dir__ = _lazy.attach("regjax", _LAZY, globals())
+# Deprecated names, still reachable: name -> (module, attribute, what to use instead).
+# They are not in `__all__` (nor `dir(regjax)`, which drives tab completion, so new code
+# is not offered them), and every access warns; they are never cached in the module.
+_DEPRECATED: dict[str, tuple[str, str, str]] = {
+    "preconditioned_proximal": (
+        "regjax.transforms", "preconditioned_proximal",
+        "regjax.prox_adam(learning_rate, strength, prox_fn, ...)"),
+}
+
+_lazy_getattr, __dir__ = _lazy.attach("regjax", _LAZY, globals())
+
+
+def __getattr__(name: str) -> Any:
+  if name in _DEPRECATED:
+    module_name, attribute, instead = _DEPRECATED[name]
+    warnings.warn(f"regjax.{name} is deprecated: use {instead} instead.", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(importlib.import_module(module_name), attribute)
+  return _lazy_getattr(name)
 
 
 __all__ = [
@@ -80,7 +117,6 @@ __all__ = [
     "penalties",
     "per_layer",
     "pooling",
-    "preconditioned_proximal",
     "progress_callback",
     "project",
     "prox",
@@ -91,5 +127,6 @@ __all__ = [
     "stochastic",
     "sweep",
     "transforms",
+    "typing",
     "zip_grid",
 ]

@@ -15,6 +15,9 @@ checker; their names and this page are the documentation.
 - :data:`Mask`: Optax's mask convention: ``None`` (every leaf), a pytree of bools with
   the parameters' paths or a prefix of them, or a callable ``params -> such a tree``.
 - :data:`Params`: a pytree of arrays (a dict, an ``nnx.State``, an Equinox module, ...).
+- :data:`PRNGKey`: a JAX PRNG key, ``jax.random.key(0)`` (or the legacy
+  ``jax.random.PRNGKey(0)``), as the stochastic functions of :mod:`regjax.nn` take first.
+- :data:`Activation`: an elementwise nonlinearity ``array -> array``, e.g. ``jax.nn.relu``.
 
 Examples:
   >>> import optax
@@ -31,7 +34,16 @@ from typing import Any, TypeAlias
 
 import jax
 
-__all__ = ["Mask", "Params", "Scalar", "ScalarOrSchedule", "Schedule", "Strength"]
+__all__ = [
+    "Activation",
+    "Mask",
+    "PRNGKey",
+    "Params",
+    "Scalar",
+    "ScalarOrSchedule",
+    "Schedule",
+    "Strength",
+]
 
 Scalar: TypeAlias = jax.typing.ArrayLike
 """A number: ``float``, ``int``, or a NumPy/JAX scalar (traced values included)."""
@@ -50,3 +62,9 @@ Strength: TypeAlias = ScalarOrSchedule | jax.Array | Params
 
 Mask: TypeAlias = None | Params | Callable[[Params], Params]
 """Optax's mask convention: None, a bool tree (or prefix of one), or a callable."""
+
+PRNGKey: TypeAlias = jax.Array
+"""A JAX PRNG key: ``jax.random.key(seed)`` (or the legacy ``jax.random.PRNGKey(seed)``)."""
+
+Activation: TypeAlias = Callable[[jax.Array], jax.Array]
+"""An elementwise nonlinearity, ``array -> array`` of the same shape (``jax.nn.relu``, ...)."""

@@ -253,3 +253,42 @@ def test_ste_mask_module_masks_and_trains_scores():
   np.testing.assert_array_equal(grads.scores[...], x.sum(0))  # identity backward
   with pytest.raises(ValueError, match="`inputs`"):
     module(jnp.ones((2, 3)))
+
+
+# --------------------------------------------------------- what the docstrings promise
+
+
+def test_bfloat16_gates_are_drawn_in_float32_and_keep_their_atoms():
+  # "Computed in at least float32, so bfloat16 log_alpha still gets exact 0s and 1s."
+  log_alpha = jnp.array([-4.0, 0.0, 4.0], jnp.bfloat16)
+  draw = functools.partial(gates.hard_concrete_sample, jax.random.key(0), shape=(512, 3))
+  z = draw(log_alpha)
+  assert z.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(z, draw(log_alpha.astype(jnp.float32)).astype(jnp.bfloat16))
+  # The atoms have their closed-form weights: P(z = 0) at -4 and P(z = 1) at 4 are both
+  # sigmoid(4 + beta log(0.1 / 1.1)) = 0.917.
+  p_zero, p_one = map(np.asarray, gates.hard_concrete_point_masses(log_alpha.astype(float)))
+  assert abs(float(jnp.mean(z[:, 0] == 0)) - p_zero[0]) < _band(p_zero[0], n=512)
+  assert abs(float(jnp.mean(z[:, 2] == 1)) - p_one[2]) < _band(p_one[2], n=512)
+  assert 0 < int(jnp.sum((z[:, 1] > 0) & (z[:, 1] < 1))) < 512
+
+
+def test_l0_gate_default_start_closes_a_sixth_of_the_gates():
+  # L0Gate: "the default 0.0 is d = 0.5 and starts with P(z = 0) ~= 0.17".
+  gate = gates.L0Gate(64, rngs=nnx.Rngs(0))
+  p_zero, _ = gates.hard_concrete_point_masses(gate.log_alpha[...])
+  exact = _sigmoid((2 / 3) * math.log(0.1 / 1.1))
+  assert exact == pytest.approx(0.168, abs=1e-3)
+  np.testing.assert_allclose(p_zero, exact, atol=0.01)  # init_std = 0.01 moves it a little
+
+
+def test_straight_through_threshold_gets_no_gradient_and_ste_mask_has_no_train_mode():
+  scores = jnp.array([2.0, -1.0, 0.5])
+  grad = jax.grad(lambda t: jnp.sum(gates.straight_through_mask(scores, t) * scores))(0.7)
+  assert float(grad) == 0.0
+  mask = gates.STEMask(3, init_score=0.0, threshold=-0.5)
+  x = jnp.array([1.0, 2.0, 3.0])
+  before = mask(x)
+  mask.eval()
+  np.testing.assert_array_equal(mask(x), before)
+  np.testing.assert_array_equal(before, x)

@@ -372,3 +372,36 @@ def test_compact_type_errors():
     pruning.compact_mlp(_convnet((2,)))
   with pytest.raises(TypeError, match="`model` must be a regjax ConvNet"):
     pruning.compact_convnet(_mlp((2,)))
+
+
+def test_weights_already_zero_are_pruned_first():
+  # "Weights that were already zero count as the smallest": among ties at zero and a
+  # smaller nonzero magnitude, every zero goes before 1e-6.
+  params = {"kernel": jnp.array([[1e-6, 0.0, 5.0], [0.0, 2.0, 0.0]])}
+  pruned, keep = pruning.magnitude_prune(params, 0.5)
+  np.testing.assert_array_equal(keep["kernel"], [[True, False, True], [False, True, False]])
+  np.testing.assert_array_equal(pruned["kernel"], params["kernel"])
+
+
+def test_unit_pruning_scores_kernels_only_when_a_mask_selects_biases_too():
+  # "With structure='unit' selected leaves with ndim < 2 are ignored": the bias is not a
+  # candidate of its own; it follows its kernel's pruned units.
+  params = {"kernel": jnp.array([[3.0, 0.1, 2.0, 0.2]]), "bias": jnp.array([9.0, 9.0, 0.0, 9.0])}
+  pruned, keep = pruning.magnitude_prune(params, 0.5, structure="unit", mask=True)
+  np.testing.assert_array_equal(keep["kernel"], [[True, False, True, False]])
+  np.testing.assert_array_equal(pruned["bias"], [9.0, 0.0, 0.0, 0.0])
+
+
+def test_compaction_leaves_the_input_model_unchanged():
+  # "A new model; the input model is not modified" (both compact_mlp and compact_convnet).
+  for model, compact in ((_mlp((6,)), pruning.compact_mlp),
+                         (_convnet((3,)), pruning.compact_convnet)):
+    first = next(iter(model.layers if isinstance(model, MLP) else model.convs))
+    kernel = np.array(first.kernel[...])
+    kernel[..., 0] = 0.0  # unit 0 is dead, so compaction has something to remove
+    first.kernel.set_value(jnp.asarray(kernel))
+    first.bias.set_value(first.bias[...].at[0].set(0.0))
+    before = jax.tree.map(np.array, nnx.state(model, nnx.Param))
+    small = compact(model)
+    assert pruning.count_params(small) < pruning.count_params(model)
+    jax.tree.map(np.testing.assert_array_equal, nnx.state(model, nnx.Param), before)

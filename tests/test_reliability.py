@@ -236,9 +236,8 @@ PUBLIC_API = [
     "Grid", "SweepResult", "Trainer", "add_penalty_gradient", "adamw", "by_path",
     "checkpoint", "concat_results", "data", "decoupled_weight_decay", "experiment", "gates",
     "grid", "masks", "metrics", "models", "nn", "optimizers", "orthogonality", "penalties",
-    "per_layer", "pooling", "preconditioned_proximal", "progress_callback", "project", "prox",
-    "prox_adam", "prox_sgd", "proximal", "pruning", "stochastic", "sweep", "transforms",
-    "zip_grid",
+    "per_layer", "pooling", "progress_callback", "project", "prox", "prox_adam", "prox_sgd",
+    "proximal", "pruning", "stochastic", "sweep", "transforms", "typing", "zip_grid",
 ]
 
 

@@ -521,3 +521,12 @@ def test_fractional_max_pool_rejects_traced_ratio_and_tiny_images():
     jax.jit(pooling.fractional_max_pool)(jax.random.key(0), jnp.ones((1, 8, 8, 1)), 1.5)
   with pytest.raises(ValueError, match="`images`"):
     pooling.fractional_max_pool(jax.random.key(0), jnp.ones((1, 1, 8, 1)), 1.5)
+
+
+def test_dropconnect_linear_never_drops_the_bias():
+  # With a zero kernel the training-time output is the bias, exactly, whatever the mask.
+  layer = stochastic.DropConnectLinear(3, 4, rate=0.9, rngs=nnx.Rngs(0), per_example=True,
+                                       kernel_init=nnx.initializers.zeros_init(),
+                                       bias_init=nnx.initializers.ones_init())
+  out = layer(jnp.ones((5, 3)))
+  np.testing.assert_array_equal(out, np.ones((5, 4)))

@@ -10,6 +10,11 @@ import numpy as np
 from flax import nnx
 
 from regjax import _checks
+from regjax.typing import PRNGKey
+
+# What a stochastic layer's constructor forks, and what its call may override it with.
+_RngSource = nnx.Rngs | nnx.RngStream | None
+_CallRngs = nnx.Rngs | nnx.RngStream | PRNGKey | None
 
 # ---------------------------------------------------------------------------------------
 # Argument checks.
@@ -48,7 +53,7 @@ def _check_images(images: jax.Array) -> None:
 # ``model.train()``/``model.eval()``/``nnx.view`` set, call-time overrides).
 
 
-def _fork_rng_stream(rngs: Any, collection: str) -> Any:
+def _fork_rng_stream(rngs: _RngSource, collection: str) -> nnx.RngStream | None:
   if isinstance(rngs, nnx.Rngs):
     return rngs[collection].fork()
   if isinstance(rngs, nnx.RngStream):
@@ -68,7 +73,8 @@ def _resolve_deterministic(call_value: bool | None, stored: bool | None, owner: 
       "model.train() / model.eval().")
 
 
-def _draw_key(call_rngs: Any, stored: Any, collection: str, owner: str) -> jax.Array:
+def _draw_key(call_rngs: _CallRngs, stored: nnx.RngStream | None, collection: str,
+              owner: str) -> PRNGKey:
   rngs = call_rngs if call_rngs is not None else stored
   if rngs is None:
     raise ValueError(
@@ -93,7 +99,7 @@ class StochasticModule(nnx.Module):
   ``model.eval()`` and ``nnx.view(model, deterministic=...)`` reach :meth:`set_view`.
   """
 
-  def _init_stochastic(self, deterministic: bool | None, rngs: Any,
+  def _init_stochastic(self, deterministic: bool | None, rngs: _RngSource,
                        rng_collection: str) -> None:
     self.deterministic = deterministic
     self.rng_collection = rng_collection
@@ -102,10 +108,10 @@ class StochasticModule(nnx.Module):
   def _is_deterministic(self, deterministic: bool | None) -> bool:
     return _resolve_deterministic(deterministic, self.deterministic, type(self).__name__)
 
-  def _draw(self, rngs: Any) -> jax.Array:
+  def _draw(self, rngs: _CallRngs) -> PRNGKey:
     return _draw_key(rngs, self.rngs, self.rng_collection, type(self).__name__)
 
-  def set_view(self, deterministic: bool | None = None):
+  def set_view(self, deterministic: bool | None = None) -> None:
     """Used by ``nnx.view``, ``model.train()`` and ``model.eval()``.
 
     Args:

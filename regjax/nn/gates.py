@@ -37,10 +37,27 @@ from flax import nnx
 
 from regjax import _checks
 from regjax.nn._random import StochasticModule
+from regjax.typing import PRNGKey
+
+__all__ = [
+    "BETA",
+    "GAMMA",
+    "L0Gate",
+    "STEMask",
+    "ZETA",
+    "deterministic_gate",
+    "expected_l0",
+    "hard_concrete_point_masses",
+    "hard_concrete_sample",
+    "straight_through_mask",
+]
 
 BETA = 2.0 / 3.0
+r"""The temperature :math:`\beta` of Louizos et al. (2018), the default of every gate here."""
 GAMMA = -0.1
+r"""The lower stretch :math:`\gamma` of Louizos et al. (2018): where the stretched gate starts."""
 ZETA = 1.1
+r"""The upper stretch :math:`\zeta` of Louizos et al. (2018): where the stretched gate ends."""
 
 
 def _check_stretch(beta: Any = BETA, gamma: Any = GAMMA, zeta: Any = ZETA) -> None:
@@ -68,8 +85,13 @@ def _open_logit(log_alpha: jax.Array, beta: Any, gamma: Any, zeta: Any) -> jax.A
   return log_alpha - beta * jnp.log(-gamma / zeta)
 
 
+def _stretch_and_clip(unit: jax.Array, gamma: Any, zeta: Any, dtype: Any) -> jax.Array:
+  r""":math:`\min(1, \max(0, s(\zeta - \gamma) + \gamma))` of ``unit`` = :math:`s`, in ``dtype``."""
+  return jnp.clip(unit * (zeta - gamma) + gamma, 0.0, 1.0).astype(dtype)
+
+
 def hard_concrete_sample(
-    key: jax.Array,
+    key: PRNGKey,
     log_alpha: jax.typing.ArrayLike,
     beta: jax.typing.ArrayLike = BETA,
     gamma: jax.typing.ArrayLike = GAMMA,
@@ -101,6 +123,15 @@ def hard_concrete_sample(
   References:
     Louizos, Welling & Kingma, "Learning Sparse Neural Networks through L0
     Regularization", ICLR 2018.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from regjax.nn import gates
+    >>> z = gates.hard_concrete_sample(jax.random.key(0), jnp.array([-10.0, 0.0, 10.0]))
+    >>> float(z[0]), float(z[2])  # closed (exactly 0) and open (exactly 1) gates
+    (0.0, 1.0)
+    >>> gates.hard_concrete_sample(jax.random.key(0), jnp.zeros(3), shape=(5, 3)).shape
+    (5, 3)
   """
   _check_stretch(beta, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
@@ -108,8 +139,8 @@ def hard_concrete_sample(
   dtype = _checks.float_dtype(log_alpha.dtype)
   location = jnp.broadcast_to(log_alpha.astype(dtype), shape)
   noise = jax.random.logistic(key, shape, dtype=dtype)
-  stretched = jax.nn.sigmoid((noise + location) / beta) * (zeta - gamma) + gamma
-  return jnp.clip(stretched, 0.0, 1.0).astype(log_alpha.dtype)
+  return _stretch_and_clip(jax.nn.sigmoid((noise + location) / beta), gamma, zeta,
+                           log_alpha.dtype)
 
 
 def hard_concrete_point_masses(
@@ -141,6 +172,12 @@ def hard_concrete_point_masses(
   References:
     Louizos, Welling & Kingma, "Learning Sparse Neural Networks through L0
     Regularization", ICLR 2018.
+
+  Examples:
+    >>> from regjax.nn import gates
+    >>> p_zero, p_one = gates.hard_concrete_point_masses(0.0)
+    >>> round(float(p_zero), 4), round(float(p_one), 4)  # symmetric at log_alpha = 0
+    (0.1682, 0.1682)
   """
   _check_stretch(beta, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
@@ -181,6 +218,15 @@ def expected_l0(
   References:
     Louizos, Welling & Kingma, "Learning Sparse Neural Networks through L0
     Regularization", ICLR 2018.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from regjax.nn import gates
+    >>> round(float(gates.expected_l0(jnp.zeros(10))), 3)  # 10 * (1 - P(z = 0))
+    8.318
+    >>> per_layer = gates.expected_l0(jnp.zeros((2, 5)), axis=-1)  # one count per row
+    >>> [round(count, 3) for count in per_layer.tolist()]
+    [4.159, 4.159]
   """
   _check_stretch(beta, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
@@ -212,12 +258,19 @@ def deterministic_gate(
   References:
     Louizos, Welling & Kingma, "Learning Sparse Neural Networks through L0
     Regularization", ICLR 2018.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from regjax.nn import gates
+    >>> gate = gates.deterministic_gate(jnp.array([-10.0, 0.0, 10.0]))
+    >>> [round(g, 4) for g in gate.tolist()]  # pruned, half open, fully open
+    [0.0, 0.5, 1.0]
   """
   _check_stretch(BETA, gamma, zeta)
   log_alpha = _float_log_alpha(log_alpha)
   dtype = _checks.float_dtype(log_alpha.dtype)
-  stretched = jax.nn.sigmoid(log_alpha.astype(dtype)) * (zeta - gamma) + gamma
-  return jnp.clip(stretched, 0.0, 1.0).astype(log_alpha.dtype)
+  return _stretch_and_clip(jax.nn.sigmoid(log_alpha.astype(dtype)), gamma, zeta,
+                           log_alpha.dtype)
 
 
 def _gate_last_axis(inputs: jax.Array, gates: jax.Array) -> jax.Array:
@@ -263,6 +316,19 @@ class L0Gate(StochasticModule):
   References:
     Louizos, Welling & Kingma, "Learning Sparse Neural Networks through L0
     Regularization", ICLR 2018.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from regjax.nn import gates
+    >>> gate = gates.L0Gate(3, rngs=nnx.Rngs(0))
+    >>> gate(jnp.ones((2, 3))).shape  # training: one noisy gate vector per call
+    (2, 3)
+    >>> round(float(gate.penalty()), 1)  # add strength * penalty to the loss
+    2.5
+    >>> x = jnp.array([1.0, 2.0, 3.0])
+    >>> bool(jnp.allclose(gate(x, deterministic=True), x * gate.test_gates()))  # evaluation
+    True
   """
 
   def __init__(
@@ -277,7 +343,7 @@ class L0Gate(StochasticModule):
       zeta: float = ZETA,
       per_example: bool = False,
       deterministic: bool | None = False,
-      param_dtype: Any = jnp.float32,
+      param_dtype: jax.typing.DTypeLike = jnp.float32,
       rng_collection: str = "dropout",
   ):
     num_gates = _checks.check_int("num_gates", num_gates)
@@ -300,7 +366,7 @@ class L0Gate(StochasticModule):
     self._init_stochastic(deterministic, rngs, rng_collection)
 
   def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None,
-               rngs: Any = None) -> jax.Array:
+               rngs: nnx.Rngs | nnx.RngStream | PRNGKey | None = None) -> jax.Array:
     """Gates the last axis of ``inputs``; same shape and dtype out."""
     inputs = jnp.asarray(inputs)
     if inputs.ndim < 1 or inputs.shape[-1] != self.num_gates:
@@ -368,6 +434,17 @@ def straight_through_mask(scores: jax.typing.ArrayLike,
   References:
     Bengio, Léonard & Courville, "Estimating or Propagating Gradients Through Stochastic
     Neurons for Conditional Computation", arXiv:1308.3432, 2013.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from regjax.nn import gates
+    >>> scores = jnp.array([-1.0, 0.5, 2.0])
+    >>> gates.straight_through_mask(scores).tolist()
+    [0.0, 1.0, 1.0]
+    >>> weights = jnp.array([1.0, 2.0, 3.0])
+    >>> grad = jax.grad(lambda s: jnp.sum(weights * gates.straight_through_mask(s)))(scores)
+    >>> grad.tolist()  # the gradient of sum(weights * s): the identity's
+    [1.0, 2.0, 3.0]
   """
   _checks.check_number_tree("threshold", threshold, low=-math.inf, allow_callable=False)
   scores = jnp.asarray(scores)
@@ -392,10 +469,18 @@ class STEMask(nnx.Module):
   References:
     Bengio, Léonard & Courville, "Estimating or Propagating Gradients Through Stochastic
     Neurons for Conditional Computation", arXiv:1308.3432, 2013.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from regjax.nn import gates
+    >>> mask = gates.STEMask(3)
+    >>> mask.scores[...] = jnp.array([1.0, -0.5, 0.2])  # unit 1 is switched off
+    >>> mask(jnp.ones((2, 3))).tolist()
+    [[1.0, 0.0, 1.0], [1.0, 0.0, 1.0]]
   """
 
   def __init__(self, num_features: int, *, threshold: float = 0.0, init_score: float = 1.0,
-               param_dtype: Any = jnp.float32):
+               param_dtype: jax.typing.DTypeLike = jnp.float32):
     num_features = _checks.check_int("num_features", num_features)
     _checks.check_number_tree("threshold", threshold, low=-math.inf, allow_callable=False)
     _checks.check_number_tree("init_score", init_score, low=-math.inf, allow_callable=False)

@@ -20,15 +20,16 @@ model per strength or seed) work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 from flax import nnx
 
 from regjax import _checks
+from regjax.typing import Activation
 
-Activation = Callable[[jax.Array], jax.Array]
+__all__ = ["ConvNet", "MLP"]
 
 _HAS_CAPTURE = hasattr(nnx, "capture")
 
@@ -67,6 +68,18 @@ class MLP(nnx.Module):
     out_features: number of logits.
     rngs: ``nnx.Rngs`` used to initialise the kernels.
     activation: elementwise nonlinearity applied after every hidden layer.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from regjax.nn import models
+    >>> model = models.MLP(4, [8, 8], 3, rngs=nnx.Rngs(0))
+    >>> x = jnp.ones((5, 4))
+    >>> model(x).shape
+    (5, 3)
+    >>> logits, hidden = nnx.capture(model, nnx.Intermediate)(x)  # the embeddings too
+    >>> sorted(hidden), hidden["hidden_1"][0].shape
+    (['hidden_0', 'hidden_1'], (5, 8))
   """
 
   def __init__(
@@ -137,6 +150,16 @@ class ConvNet(nnx.Module):
     kernel_size: spatial size of every filter.
     rngs: ``nnx.Rngs`` used to initialise the kernels.
     activation: elementwise nonlinearity applied after every conv.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from regjax.nn import models
+    >>> model = models.ConvNet(1, [4], 10, image_shape=(8, 8), rngs=nnx.Rngs(0))
+    >>> model(jnp.ones((2, 8, 8, 1))).shape
+    (2, 10)
+    >>> model.head.in_features  # 8 * 8 pixels * 4 channels, flattened NHWC
+    256
   """
 
   def __init__(

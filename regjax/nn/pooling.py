@@ -13,12 +13,15 @@ import numpy as np
 
 from regjax import _checks
 from regjax.nn._random import _check_images
+from regjax.typing import PRNGKey
+
+__all__ = ["fractional_max_pool", "fractional_pooling_sequence"]
 
 # ---------------------------------------------------------------------------------------
 # Fractional max-pooling.
 
 
-def fractional_pooling_sequence(key: jax.Array, input_size: int, output_size: int, *,
+def fractional_pooling_sequence(key: PRNGKey, input_size: int, output_size: int, *,
                                 pseudo_random: bool = True) -> jax.Array:
   r"""Boundaries ``0 = a_0 < a_1 < … < a_{N_out} = N_in`` of fractional pooling.
 
@@ -46,6 +49,15 @@ def fractional_pooling_sequence(key: jax.Array, input_size: int, output_size: in
 
   References:
     Graham, "Fractional Max-Pooling", arXiv:1412.6071, 2014.
+
+  Examples:
+    >>> import jax
+    >>> from regjax.nn import pooling
+    >>> bounds = pooling.fractional_pooling_sequence(jax.random.key(0), 10, 7)
+    >>> int(bounds[0]), int(bounds[-1]), bounds.shape
+    (0, 10, (8,))
+    >>> sorted(set(jax.numpy.diff(bounds).tolist()))  # regions of 1 or 2 rows
+    [1, 2]
   """
   _checks.check_int("input_size", input_size)
   _checks.check_int("output_size", output_size)
@@ -67,9 +79,9 @@ def _pooling_sequence(key: jax.Array, input_size: int, output_size: int,
 
     return ceil_div(input_size * index + ceil_nu) - ceil_div(ceil_nu)
   small, num_large = divmod(input_size, output_size)
-  increments = np.full((output_size,), small, dtype=np.int32)
-  increments[:num_large] += 1
-  increments = jax.random.permutation(key, jnp.asarray(increments))
+  sizes = np.full((output_size,), small, dtype=np.int32)
+  sizes[:num_large] += 1
+  increments = jax.random.permutation(key, jnp.asarray(sizes))
   return jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(increments)])
 
 
@@ -102,7 +114,7 @@ def _check_ratio(ratio: Any) -> tuple[float, float]:
 
 
 def fractional_max_pool(
-    key: jax.Array,
+    key: PRNGKey,
     images: jax.typing.ArrayLike,
     ratio: float | Sequence[float],
     *,
@@ -144,6 +156,16 @@ def fractional_max_pool(
 
   References:
     Graham, "Fractional Max-Pooling", arXiv:1412.6071, 2014.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from regjax.nn import pooling
+    >>> images = jnp.arange(2 * 10 * 10 * 3, dtype=jnp.float32).reshape(2, 10, 10, 3)
+    >>> pooled = pooling.fractional_max_pool(jax.random.key(0), images, ratio=1.4)
+    >>> pooled.shape  # floor(10 / 1.4) = 7 per spatial axis
+    (2, 7, 7, 3)
+    >>> bool(pooled[0, -1, -1, 0] == images[0, -1, -1, 0])  # the regions tile the image
+    True
   """
   ratio_rows, ratio_cols = _check_ratio(ratio)
   images = jnp.asarray(images)

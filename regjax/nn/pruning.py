@@ -13,7 +13,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +23,9 @@ from flax import nnx
 
 from regjax import _checks, _transform_base, _trees
 from regjax.nn.models import MLP, ConvNet
+from regjax.typing import Mask, Params, Scalar
+
+__all__ = ["compact_convnet", "compact_mlp", "count_params", "keep_pruned", "magnitude_prune"]
 
 
 def _bias_partner(paths: list[tuple[Any, ...]], index: int) -> int | None:
@@ -53,14 +56,14 @@ def _keep_smallest_removed(scores: jax.Array, count: Any) -> jax.Array:
 
 
 def magnitude_prune(
-    params: Any,
-    sparsity: Any,
+    params: Params,
+    sparsity: Scalar,
     *,
     scope: str = "global",
     structure: str = "weight",
-    mask: Any = None,
+    mask: Mask = None,
     prune_bias: bool = True,
-) -> tuple[Any, Any]:
+) -> tuple[Params, Params]:
   r"""Zero the smallest-magnitude weights, or whole units, to an exact sparsity.
 
   Among the selected leaves, with ``n`` candidates (weights, or output units), exactly
@@ -102,6 +105,19 @@ def magnitude_prune(
   References:
     Han, Pool, Tran, Dally, "Learning both Weights and Connections for Efficient
     Neural Networks", 2015; Li et al., "Pruning Filters for Efficient ConvNets", 2017.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from regjax.nn import pruning
+    >>> params = {"kernel": jnp.array([[0.1, -2.0], [0.5, 3.0]]), "bias": jnp.ones(2)}
+    >>> pruned, keep = pruning.magnitude_prune(params, 0.5)  # biases are not candidates
+    >>> pruned["kernel"].tolist(), pruned["bias"].tolist()
+    ([[0.0, -2.0], [0.0, 3.0]], [1.0, 1.0])
+    >>> keep["kernel"].tolist()
+    [[False, True], [False, True]]
+    >>> units, _ = pruning.magnitude_prune(params, 0.5, structure="unit")  # whole columns
+    >>> units["kernel"].tolist(), units["bias"].tolist()
+    ([[0.0, -2.0], [0.0, 3.0]], [0.0, 1.0])
   """
   _checks.check_choice("scope", scope, ("global", "per_layer"))
   _checks.check_choice("structure", structure, ("weight", "unit"))
@@ -154,10 +170,10 @@ def magnitude_prune(
   pruned = [
       jnp.where(k, leaf, jnp.zeros((), leaf.dtype)) for k, leaf in zip(keep, leaves, strict=True)
   ]
-  return treedef.unflatten(pruned), treedef.unflatten(keep)
+  return jax.tree.unflatten(treedef, pruned), jax.tree.unflatten(treedef, keep)
 
 
-def keep_pruned(keep_mask: Any) -> optax.GradientTransformation:
+def keep_pruned(keep_mask: Params) -> optax.GradientTransformation:
   r"""Hold pruned coordinates at exactly zero while fine-tuning the others.
 
   .. math:: u'_i = \begin{cases} u_i & \text{keep}_i \\ -p_i & \text{otherwise}\end{cases}
@@ -180,6 +196,24 @@ def keep_pruned(keep_mask: Any) -> optax.GradientTransformation:
   Returns:
     An ``optax.GradientTransformation`` with state ``optax.EmptyState()``; its
     ``update`` requires ``params``.
+
+  References:
+    Han, Pool, Tran, Dally, "Learning both Weights and Connections for Efficient
+    Neural Networks", NeurIPS 2015 (retraining with the pruned connections held at zero).
+
+  Examples:
+    >>> import jax.numpy as jnp, optax
+    >>> from regjax.nn import pruning
+    >>> params = {"kernel": jnp.array([[0.1, -2.0], [0.5, 3.0]])}
+    >>> params, keep = pruning.magnitude_prune(params, 0.5)
+    >>> tx = optax.chain(optax.sgd(0.1), pruning.keep_pruned(keep))
+    >>> grads = {"kernel": jnp.ones((2, 2))}
+    >>> updates, _ = tx.update(grads, tx.init(params), params)
+    >>> kernel = optax.apply_updates(params, updates)["kernel"]
+    >>> kernel[:, 0].tolist()  # the pruned weights stay exactly zero
+    [0.0, 0.0]
+    >>> bool(jnp.allclose(kernel[:, 1], jnp.array([-2.1, 2.9])))  # the others train
+    True
   """
   mask_leaves = jax.tree.leaves(keep_mask)
   if not mask_leaves:
@@ -190,11 +224,12 @@ def keep_pruned(keep_mask: Any) -> optax.GradientTransformation:
           f"`keep_mask` must hold bool arrays, got a leaf of dtype {jnp.asarray(leaf).dtype}."
       )
 
-  def init_fn(params: Any) -> optax.EmptyState:
+  def init_fn(params: Params) -> optax.EmptyState:
     del params
     return optax.EmptyState()
 
-  def update_fn(updates: Any, state: optax.EmptyState, params: Any = None):
+  def update_fn(updates: Params, state: optax.EmptyState,
+                params: Params = None) -> tuple[Params, optax.EmptyState]:
     _transform_base.need_params(params)
     update_leaves, treedef = jax.tree.flatten(updates, is_leaf=_trees.is_leaf)
     param_leaves = jax.tree.leaves(params, is_leaf=_trees.is_leaf)
@@ -211,13 +246,29 @@ def keep_pruned(keep_mask: Any) -> optax.GradientTransformation:
             f"{u.shape}."
         )
       new_leaves.append(jnp.where(keep, u, -p).astype(u.dtype))
-    return treedef.unflatten(new_leaves), state
+    return jax.tree.unflatten(treedef, new_leaves), state
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def count_params(model: Any) -> int:
-  """Number of scalars in the ``nnx.Param`` variables of a module (or leaves of a tree)."""
+def count_params(model: nnx.Module | Params) -> int:
+  """Number of scalars in the ``nnx.Param`` variables of a module (or leaves of a tree).
+
+  Args:
+    model: an ``nnx.Module``, or a pytree of arrays whose leaves are all counted.
+
+  Returns:
+    The total size of the parameters, a Python int.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from regjax.nn import models, pruning
+    >>> pruning.count_params(models.MLP(4, [8], 2, rngs=nnx.Rngs(0)))  # 4*8 + 8 + 8*2 + 2
+    58
+    >>> pruning.count_params({"kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)})
+    8
+  """
   tree = nnx.state(model, nnx.Param) if isinstance(model, nnx.Module) else model
   return int(sum(np.size(leaf) for leaf in jax.tree.leaves(tree)))
 
@@ -230,17 +281,22 @@ def _keep_one_if_empty(keep: np.ndarray) -> bool:
   return True
 
 
-def _activation_of(model: Any, bias: np.ndarray) -> np.ndarray:
+def _activation_of(model: MLP | ConvNet, bias: np.ndarray) -> np.ndarray:
   return np.asarray(model.activation(jnp.asarray(bias)))
 
 
-def _kernels_and_biases(model: Any, kind: type, layers: str
+def _bias(layer: nnx.Linear | nnx.Conv) -> nnx.Param[jax.Array]:
+  """The bias of a layer of a regjax model, which always has one (Flax types it optional)."""
+  return cast(nnx.Param[jax.Array], layer.bias)
+
+
+def _kernels_and_biases(model: MLP | ConvNet, kind: type, layers: str
                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
   """Writable host copies of the kernels and biases of ``model.<layers>``."""
   if not isinstance(model, kind):
     raise TypeError(f"`model` must be a regjax {kind.__name__}, got {type(model).__name__}.")
   modules = getattr(model, layers)
-  return ([np.array(m.kernel[...]) for m in modules], [np.array(m.bias[...]) for m in modules])
+  return ([np.array(m.kernel[...]) for m in modules], [np.array(_bias(m)[...]) for m in modules])
 
 
 def compact_mlp(model: MLP, multiple_of: int = 1) -> MLP:
@@ -270,6 +326,26 @@ def compact_mlp(model: MLP, multiple_of: int = 1) -> MLP:
 
   Returns:
     A new `MLP`; the input model is not modified.
+
+  References:
+    Li, Kadav, Durdanovic, Samet, Graf, "Pruning Filters for Efficient ConvNets", ICLR
+    2017 (removing pruned units and their connections to get a smaller network).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from regjax import masks
+    >>> from regjax.nn import models, pruning
+    >>> model = models.MLP(4, [6], 2, rngs=nnx.Rngs(0))
+    >>> pruned, _ = pruning.magnitude_prune(nnx.state(model, nnx.Param), 0.5,
+    ...                                     structure="unit", mask=masks.by_path("layers/0"))
+    >>> nnx.update(model, pruned)  # 3 of the 6 hidden units are now dead
+    >>> small = pruning.compact_mlp(model)
+    >>> small.hidden_features, pruning.count_params(small), pruning.count_params(model)
+    ((3,), 23, 44)
+    >>> x = jnp.ones((5, 4))
+    >>> bool(jnp.allclose(small(x), model(x), atol=1e-6))  # the same function
+    True
   """
   multiple_of = _checks.check_int("multiple_of", multiple_of)
   original = list(model.hidden_features)
@@ -313,7 +389,7 @@ def compact_mlp(model: MLP, multiple_of: int = 1) -> MLP:
   )
   for layer, kernel, bias in zip(new.layers, kernels, biases, strict=True):
     layer.kernel.set_value(jnp.asarray(kernel))
-    layer.bias.set_value(jnp.asarray(bias))
+    _bias(layer).set_value(jnp.asarray(bias))
   return new
 
 
@@ -338,11 +414,30 @@ def compact_convnet(model: ConvNet) -> ConvNet:
 
   Returns:
     A new `ConvNet`; the input model is not modified.
+
+  References:
+    Li, Kadav, Durdanovic, Samet, Graf, "Pruning Filters for Efficient ConvNets", ICLR 2017.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from regjax import masks
+    >>> from regjax.nn import models, pruning
+    >>> model = models.ConvNet(1, [4], 3, image_shape=(4, 4), rngs=nnx.Rngs(0))
+    >>> pruned, _ = pruning.magnitude_prune(nnx.state(model, nnx.Param), 0.5,
+    ...                                     structure="unit", mask=masks.by_path("convs"))
+    >>> nnx.update(model, pruned)  # 2 of the 4 filters are now dead
+    >>> small = pruning.compact_convnet(model)
+    >>> small.hidden_features, small.head.in_features
+    ((2,), 32)
+    >>> x = jnp.ones((2, 4, 4, 1))
+    >>> bool(jnp.allclose(small(x), model(x), atol=1e-6))  # the same function
+    True
   """
   kernels, biases = _kernels_and_biases(model, ConvNet, "convs")
   height, width = model.image_shape
   head_kernel = np.array(model.head.kernel[...]).reshape(height, width, -1, model.out_features)
-  head_bias = np.array(model.head.bias[...])
+  head_bias = np.array(_bias(model.head)[...])
   last = len(kernels) - 1
   changed = True
   while changed:
@@ -388,7 +483,7 @@ def compact_convnet(model: ConvNet) -> ConvNet:
   )
   for conv, kernel, bias in zip(new.convs, kernels, biases, strict=True):
     conv.kernel.set_value(jnp.asarray(kernel))
-    conv.bias.set_value(jnp.asarray(bias))
+    _bias(conv).set_value(jnp.asarray(bias))
   new.head.kernel.set_value(jnp.asarray(head_kernel.reshape(-1, model.out_features)))
-  new.head.bias.set_value(jnp.asarray(head_bias))
+  _bias(new.head).set_value(jnp.asarray(head_bias))
   return new

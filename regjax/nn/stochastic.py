@@ -6,17 +6,17 @@ traced scalar. Concrete rates are checked eagerly and raise a ``ValueError`` nam
 argument; traced rates cannot be inspected and are used as given (an out-of-range traced
 rate gives meaningless output, not an error).
 
-Dropout itself is ``flax.nnx.Dropout`` and is not repeated here.
+Dropout itself is ``flax.nnx.Dropout`` and is not repeated here; fractional
+max-pooling is in :mod:`regjax.nn.pooling`.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from flax.typing import Initializer
 
 from regjax import _checks
 from regjax.nn._random import (
@@ -25,14 +25,25 @@ from regjax.nn._random import (
   _check_images,
   _check_scalar_in_range,
 )
+from regjax.typing import PRNGKey
 
-# Fractional max-pooling lives in regjax.pooling; re-exported with its siblings here.
+__all__ = [
+    "DropConnectLinear",
+    "DropPath",
+    "cutmix",
+    "cutout",
+    "drop_path",
+    "dropconnect",
+    "linear_survival_schedule",
+    "mixup",
+    "soft_target_cross_entropy",
+]
 
 # ---------------------------------------------------------------------------------------
 # DropConnect.
 
 
-def dropconnect(key: jax.Array, kernel: jax.typing.ArrayLike,
+def dropconnect(key: PRNGKey, kernel: jax.typing.ArrayLike,
                 rate: jax.typing.ArrayLike) -> jax.Array:
   r"""Zeroes each weight independently with probability ``rate`` (DropConnect).
 
@@ -54,6 +65,16 @@ def dropconnect(key: jax.Array, kernel: jax.typing.ArrayLike,
   References:
     Wan, Zeiler, Zhang, LeCun & Fergus, "Regularization of Neural Networks using
     DropConnect", ICML 2013.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from regjax.nn import stochastic
+    >>> kernel = jnp.ones((3, 4))
+    >>> dropped = stochastic.dropconnect(jax.random.key(0), kernel, rate=0.5)
+    >>> dropped.shape, dropped.dtype
+    ((3, 4), dtype('float32'))
+    >>> set(dropped.ravel().tolist()) <= {0.0, 2.0}  # dropped, or kept and scaled by 2
+    True
   """
   _check_scalar_in_range("rate", rate, low_inclusive=True, high=1.0, high_inclusive=False)
   kernel = jnp.asarray(kernel)
@@ -101,6 +122,18 @@ class DropConnectLinear(StochasticModule):
   References:
     Wan, Zeiler, Zhang, LeCun & Fergus, "Regularization of Neural Networks using
     DropConnect", ICML 2013.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from regjax.nn import stochastic
+    >>> layer = stochastic.DropConnectLinear(4, 2, rate=0.5, rngs=nnx.Rngs(0))
+    >>> layer(jnp.ones((8, 4))).shape  # training: a fresh mask on the kernel at every call
+    (8, 2)
+    >>> x = jnp.array([1.0, 2.0, 3.0, 4.0])
+    >>> mean_layer = x @ layer.kernel[...] + layer.bias[...]
+    >>> bool(jnp.allclose(layer(x, deterministic=True), mean_layer))  # evaluation
+    True
   """
 
   def __init__(
@@ -113,9 +146,9 @@ class DropConnectLinear(StochasticModule):
       use_bias: bool = True,
       per_example: bool = False,
       deterministic: bool | None = False,
-      kernel_init: Any = None,
-      bias_init: Any = None,
-      param_dtype: Any = jnp.float32,
+      kernel_init: Initializer | None = None,
+      bias_init: Initializer | None = None,
+      param_dtype: jax.typing.DTypeLike = jnp.float32,
       rng_collection: str = "dropout",
   ):
     _check_scalar_in_range("rate", rate, low_inclusive=True, high=1.0, high_inclusive=False)
@@ -125,6 +158,7 @@ class DropConnectLinear(StochasticModule):
     bias_init = bias_init or nnx.initializers.zeros_init()
     self.kernel = nnx.Param(kernel_init(rngs.params(), (in_features, out_features),
                                         param_dtype))
+    self.bias: nnx.Param[jax.Array] | None
     if use_bias:
       self.bias = nnx.Param(bias_init(rngs.params(), (out_features,), param_dtype))
     else:
@@ -136,7 +170,7 @@ class DropConnectLinear(StochasticModule):
     self._init_stochastic(deterministic, rngs, rng_collection)
 
   def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None,
-               rngs: Any = None) -> jax.Array:
+               rngs: nnx.Rngs | nnx.RngStream | PRNGKey | None = None) -> jax.Array:
     """Applies the layer to the last axis of ``inputs``.
 
     Args:
@@ -173,7 +207,7 @@ class DropConnectLinear(StochasticModule):
 # Stochastic depth.
 
 
-def drop_path(key: jax.Array, branch: jax.typing.ArrayLike,
+def drop_path(key: PRNGKey, branch: jax.typing.ArrayLike,
               survival_prob: jax.typing.ArrayLike) -> jax.Array:
   r"""Keeps each example's residual branch with probability ``survival_prob`` (drop path).
 
@@ -197,6 +231,16 @@ def drop_path(key: jax.Array, branch: jax.typing.ArrayLike,
   References:
     Huang, Sun, Liu, Sedra & Weinberger, "Deep Networks with Stochastic Depth",
     ECCV 2016.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from regjax.nn import stochastic
+    >>> branch = jnp.ones((6, 3))
+    >>> out = stochastic.drop_path(jax.random.key(0), branch, survival_prob=0.5)
+    >>> bool(jnp.all((out == 0.0) | (out == 2.0)))  # dropped, or kept and scaled by 1/p
+    True
+    >>> bool(jnp.all(out == out[:, :1]))  # one draw per example: whole rows
+    True
   """
   _check_scalar_in_range("survival_prob", survival_prob, low_inclusive=False, high=1.0,
                          high_inclusive=True)
@@ -236,6 +280,14 @@ def linear_survival_schedule(num_blocks: int,
   References:
     Huang, Sun, Liu, Sedra & Weinberger, "Deep Networks with Stochastic Depth",
     ECCV 2016.
+
+  Examples:
+    >>> from regjax.nn import stochastic
+    >>> survival = stochastic.linear_survival_schedule(4)
+    >>> survival.tolist()
+    [0.875, 0.75, 0.625, 0.5]
+    >>> float(survival.sum())  # (3L - 1) / 4 blocks active on average
+    2.75
   """
   num_blocks = _checks.check_int("num_blocks", num_blocks)
   _check_scalar_in_range("final_survival", final_survival, low_inclusive=False, high=1.0,
@@ -261,17 +313,34 @@ class DropPath(StochasticModule):
   References:
     Huang, Sun, Liu, Sedra & Weinberger, "Deep Networks with Stochastic Depth",
     ECCV 2016.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from regjax.nn import stochastic
+    >>> rngs = nnx.Rngs(0)
+    >>> blocks = [stochastic.DropPath(float(p), rngs=rngs)
+    ...           for p in stochastic.linear_survival_schedule(3)]
+    >>> x = jnp.ones((2, 5))
+    >>> for block in blocks:
+    ...   x = x + block(jnp.tanh(x))  # residual block with a stochastic branch
+    >>> x.shape
+    (2, 5)
+    >>> branch = jnp.ones((2, 5))
+    >>> blocks[0](branch, deterministic=True) is branch  # evaluation: the identity
+    True
   """
 
   def __init__(self, survival_prob: float, *, deterministic: bool | None = False,
-               rng_collection: str = "dropout", rngs: Any = None):
+               rng_collection: str = "dropout",
+               rngs: nnx.Rngs | nnx.RngStream | None = None):
     _check_scalar_in_range("survival_prob", survival_prob, low_inclusive=False, high=1.0,
                            high_inclusive=True)
     self.survival_prob = float(survival_prob)
     self._init_stochastic(deterministic, rngs, rng_collection)
 
   def __call__(self, branch: jax.Array, *, deterministic: bool | None = None,
-               rngs: Any = None) -> jax.Array:
+               rngs: nnx.Rngs | nnx.RngStream | PRNGKey | None = None) -> jax.Array:
     """Drops the whole branch per example during training; identity at test time."""
     deterministic = self._is_deterministic(deterministic)
     if deterministic or self.survival_prob == 1.0:
@@ -291,7 +360,7 @@ def _box_mask(start: jax.Array, size: jax.Array, length: int) -> jax.Array:
   return (positions >= start) & (positions < start + size)
 
 
-def cutout(key: jax.Array, images: jax.typing.ArrayLike,
+def cutout(key: PRNGKey, images: jax.typing.ArrayLike,
            size: int | jax.typing.ArrayLike) -> jax.Array:
   r"""Sets one random ``size x size`` square of each image to zero (Cutout).
 
@@ -313,6 +382,15 @@ def cutout(key: jax.Array, images: jax.typing.ArrayLike,
   References:
     DeVries & Taylor, "Improved Regularization of Convolutional Neural Networks with
     Cutout", arXiv:1708.04552, 2017.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from regjax.nn import stochastic
+    >>> images = jnp.ones((3, 6, 6, 2))
+    >>> out = stochastic.cutout(jax.random.key(0), images, size=2)
+    >>> zeroed = (out == 0).all(axis=-1).sum(axis=(1, 2))  # every channel of a pixel
+    >>> bool(jnp.all((zeroed >= 1) & (zeroed <= 4)))  # at most 2 x 2, fewer at a border
+    True
   """
   _checks.check_int("size", size, allow_traced=True)
   images = jnp.asarray(images)
@@ -348,7 +426,7 @@ def _mix(lam: jax.Array, first: jax.Array, second: jax.Array) -> jax.Array:
 
 
 def mixup(
-    key: jax.Array,
+    key: PRNGKey,
     inputs: jax.typing.ArrayLike,
     labels_onehot: jax.typing.ArrayLike,
     alpha: jax.typing.ArrayLike,
@@ -378,6 +456,16 @@ def mixup(
   References:
     Zhang, Cisse, Dauphin & Lopez-Paz, "mixup: Beyond Empirical Risk Minimization",
     ICLR 2018.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from regjax.nn import stochastic
+    >>> inputs, labels = jnp.ones((4, 3)), jnp.eye(4)
+    >>> x, y, lam = stochastic.mixup(jax.random.key(0), inputs, labels, alpha=0.2)
+    >>> x.shape, y.shape, lam.shape
+    ((4, 3), (4, 4), ())
+    >>> bool(jnp.allclose(y.sum(axis=-1), 1.0))  # mixed targets are still distributions
+    True
   """
   _check_scalar_in_range("alpha", alpha, low_inclusive=False, high=None, high_inclusive=True)
   inputs = jnp.asarray(inputs)
@@ -398,7 +486,7 @@ def _mixup(key: jax.Array, inputs: jax.Array, labels: jax.Array,
 
 
 def cutmix(
-    key: jax.Array,
+    key: PRNGKey,
     images: jax.typing.ArrayLike,
     labels_onehot: jax.typing.ArrayLike,
     alpha: jax.typing.ArrayLike = 1.0,
@@ -430,6 +518,16 @@ def cutmix(
   References:
     Yun, Han, Oh, Chun, Choe & Yoo, "CutMix: Regularization Strategy to Train Strong
     Classifiers with Localizable Features", ICCV 2019.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from regjax.nn import stochastic
+    >>> images, labels = jnp.ones((4, 8, 8, 3)), jnp.eye(4)
+    >>> x, y, lam = stochastic.cutmix(jax.random.key(0), images, labels)
+    >>> x.shape, y.shape
+    ((4, 8, 8, 3), (4, 4))
+    >>> bool(jnp.allclose(y.sum(axis=-1), 1.0)), 0.0 <= float(lam) <= 1.0
+    (True, True)
   """
   _check_scalar_in_range("alpha", alpha, low_inclusive=False, high=None, high_inclusive=True)
   images = jnp.asarray(images)
@@ -477,6 +575,13 @@ def soft_target_cross_entropy(logits: jax.typing.ArrayLike,
 
   Returns:
     Losses of shape ``(...)``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from regjax.nn import stochastic
+    >>> loss = stochastic.soft_target_cross_entropy(jnp.zeros((2, 4)), jnp.eye(4)[:2])
+    >>> [round(value, 4) for value in loss.tolist()]  # log 4: uniform scores
+    [1.3863, 1.3863]
   """
   return optax.softmax_cross_entropy(logits, targets)
 
