@@ -5,10 +5,13 @@
 model and an optimizer built from the hyperparameters into the function a sweep runs;
 :class:`SweepResult` prints, saves and plots the rows and their curves (:mod:`curves`);
 :mod:`streaming` feeds a Trainer batches from the host; :mod:`checkpoint` resumes a
-sweep; :mod:`data` holds the embedded digits; :mod:`cli` is ``regjax sweep``.
+sweep; :mod:`data` holds the embedded digits; :mod:`cli` is ``regjax sweep``;
+:mod:`adaptive` is the host-side policy of an adaptive λ search (spaces, objectives,
+refills).
 """
 
 from regjax.experiment import (
+    adaptive,
     checkpoint,
     curves,
     data,
@@ -28,6 +31,7 @@ __all__ = [
     "SweepResult",
     "TrainState",
     "Trainer",
+    "adaptive",
     "checkpoint",
     "concat_results",
     "curves",

@@ -84,7 +84,8 @@ Examples:
   >>> search = adaptive.Refill(space, adaptive.Maximize("validation_accuracy"),
   ...                          slots=4, seeds=[0], segments=2, rounds=4, keep=0.5, seed=0)
   >>> first = search.start()
-  >>> first.rows.tolist(), bool(np.all((first.hparams["lam"] >= 1e-5) & (first.hparams["lam"] <= 1e-1)))
+  >>> lam = first.hparams["lam"]
+  >>> first.rows.tolist(), bool(np.all((lam >= 1e-5) & (lam <= 1e-1)))
   ([0, 1, 2, 3], True)
   >>> refill = search.observe({"validation_accuracy": np.array([0.5, 0.9, 0.7, 0.2])})
   >>> refill.rows.tolist()  # rows 0 and 3 rank in the bottom half of rung 1: refilled
@@ -686,9 +687,9 @@ class Refill:
     self._round += 1
     active = np.flatnonzero(self._slot_point >= 0)
     self._slot_rung[active] += 1
-    for slot in active:
-      point, rung = int(self._slot_point[slot]), int(self._slot_rung[slot])
-      self._records[rung - 1][point] = {name: float(v[slot]) for name, v in columns.items()}
+    for index in active:
+      point, rung = int(self._slot_point[index]), int(self._slot_rung[index])
+      self._records[rung - 1][point] = {name: float(v[index]) for name, v in columns.items()}
     can_start = self.rounds - self._round >= self.segments
     freed = [int(s) for s in active if self._slot_rung[s] == self.segments
              or (can_start and not self._promoted(int(self._slot_point[s]),
