@@ -1,0 +1,419 @@
+"""Adaptive λ search against the full grid and against Optuna (TPE + successive halving).
+
+Two problems, each an MLP trained by ``regjax.prox_adam`` (L1 on the kernels,
+``regjax.masks.matrices``, learning rate 1e-2, batch 128) for ``--steps`` steps cut into
+``--segments`` segments, with a validation split carved from the training data:
+
+* digits: ``regjax.models.MLP(64, (64, 64), 10)`` on the embedded 8x8 digits (1,150
+  train / 287 validation, stratified, seed 0; the fixed 360 test digits);
+* MNIST-1D: ``regjax.models.MLP(40, (100, 100), 10)`` on ``regjax.data.load_mnist1d``
+  (3,200 train / 800 validation / 1,000 test).
+
+Two objectives, both read on the **validation** split as the mean over a point's seeds:
+``Maximize("validation_accuracy")`` and ``MaximizeWithin("zero_weights",
+"validation_accuracy", 0.01)`` (the sparsest model within 1 point of the best validation
+accuracy). Every repetition ``r`` uses its own seeds ``[k·r, ..., k·r + k - 1]`` in every
+arm, ``--reps`` repetitions in all.
+
+Arms:
+
+* **grid**: ``--grid-points`` log-spaced λ x the seeds, trained to the end by one
+  ``regjax.sweep`` call per repetition (compiled once: later calls reuse the program).
+* **optuna**: ``optuna.samplers.TPESampler(seed=r)`` with
+  ``optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)``, one
+  trial at a time; a trial is λ drawn log-uniformly over the grid's range and trained on
+  the same seeds (vmapped over the seeds) segment by segment, reporting the objective
+  after each segment so the pruner can stop it. Each segment is one call of a jitted
+  ``(λ, state) -> (state, metrics)``, with λ an argument: the initialization and the
+  segment programs compile once for the whole benchmark (checked by their jit cache
+  sizes, printed) and their compile time is reported apart and left out of the times
+  below. For the constrained objective a trial's value is ``MaximizeWithin.score`` against
+  the trials seen so far (completed trials for final values, trials reported at the same
+  segment for intermediate ones): the bar moves as better accuracies appear, as it would
+  for a user. The study runs until it has reached the target (below) and spent a quarter
+  of the grid's model·steps, or until it has spent as many as the grid.
+* **adaptive**: ``regjax.adaptive_sweep`` (the policy ``regjax.experiment.adaptive.Refill``
+  driving the one sweep loop segment by segment). Not run yet: it needs the segment hook
+  of the sweep loop (issue 20); :func:`adaptive_arm` is where it goes.
+
+Figures:
+
+* **to reach the same validation objective**: the target of repetition ``r`` comes from
+  its grid: a completed point whose validation accuracy is within 0.5 point of the grid's
+  best (accuracy objective); or whose validation accuracy clears the grid's bar (its best
+  minus 1 point) with a share of zero weights within 2 points of the grid's choice
+  (constrained objective). Model·steps count every step of every seed of every trial,
+  pruned ones included; times are wall and process CPU seconds of the arm (2 shared
+  cores: read the CPU time, and the ratios).
+* **held out**: the test accuracy and zero share of each arm's chosen point (Optuna's
+  incumbent once it has spent a quarter of the grid's model·steps), 95% t intervals over
+  the repetitions, and paired differences against the grid's choice.
+* **refill cost**: the policy's host-side decision per refill (``Refill.observe`` for a
+  table of the benchmark's size) as a share of one segment's time; the state surgery on
+  the device is measured once the hook exists.
+
+Run: ``python -m benchmarks.adaptive_sweep [--quick] [--problems digits,mnist1d]``;
+needs the ``bench`` extra (``pip install -e '.[bench]'``, also in ``dev``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import regjax
+from benchmarks import _common
+from regjax.experiment import adaptive
+
+LEARNING_RATE = 1e-2
+BATCH = 128
+MARGIN = 0.01  # the constrained objective: within 1 point of the best validation accuracy
+ACCURACY_TOLERANCE = 0.005  # the accuracy objective's target: within 0.5 point of the grid
+SPARSITY_TOLERANCE = 0.02  # the constrained target: within 2 points of the grid's zero share
+OBJECTIVES = {
+    "accuracy": adaptive.Maximize("validation_accuracy"),
+    "sparsest": adaptive.MaximizeWithin("zero_weights", "validation_accuracy", MARGIN),
+}
+COLUMNS = ("validation_accuracy", "zero_weights", "test_accuracy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  """A model, its data, its λ range and how a run is cut into segments."""
+
+  name: str
+  trainer: Any
+  low: float  # log10 of the smallest λ
+  high: float
+  segments: int
+
+  @property
+  def segment_steps(self) -> int:
+    return self.trainer.steps // self.segments
+
+
+def make_problem(name: str, steps: int, segments: int) -> Problem:
+  if name == "digits":
+    train, test = regjax.data.digits()
+    train, validation = regjax.data.from_arrays(
+        np.asarray(train.inputs), np.asarray(train.labels), test_fraction=0.2, seed=0)
+    widths = (64, (64, 64), 10)
+  elif name == "mnist1d":
+    split = {"validation_fraction": 0.2}
+    train = regjax.data.load_mnist1d("train", **split)
+    validation = regjax.data.load_mnist1d("validation", **split)
+    test = regjax.data.load_mnist1d("test")
+    widths = (40, (100, 100), 10)
+  else:
+    raise ValueError(f"unknown problem {name!r}; choose digits or mnist1d")
+  trainer = regjax.Trainer(
+      model=lambda rngs: regjax.models.MLP(*widths, rngs=rngs),
+      optimizer=lambda h: regjax.prox_adam(LEARNING_RATE, h["lam"], mask=regjax.masks.matrices),
+      train=train, test=test, validation=validation, steps=steps, batch_size=BATCH)
+  return Problem(name, trainer, -5.0, -1.0, segments)
+
+
+# ----------------------------------------------------------------------------- bookkeeping
+
+
+@dataclasses.dataclass
+class Arm:
+  """What one arm did in one repetition."""
+
+  model_steps: float  # spent in all
+  wall: float
+  cpu: float
+  chosen: dict[str, float]  # the chosen point: lam and COLUMNS (means over seeds)
+  to_target: tuple[float, float, float] | None  # (model·steps, wall, cpu) when reached
+  extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Clock:
+  """Wall and process CPU seconds since it was made."""
+
+  def __init__(self):
+    self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+  def read(self) -> tuple[float, float]:
+    return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def choose(table: dict[str, np.ndarray], objective: Any) -> int:
+  return int(objective.order(table)[0])
+
+
+def target(grid: dict[str, np.ndarray], objective_name: str) -> Callable[[dict], bool]:
+  """Whether a point's validation metrics reach what the grid reached (see the docstring)."""
+  best = float(np.nanmax(grid["validation_accuracy"]))
+  if objective_name == "accuracy":
+    return lambda point: point["validation_accuracy"] >= best - ACCURACY_TOLERANCE - 1e-9
+  chosen = choose(grid, OBJECTIVES["sparsest"])
+  sparsity = float(grid["zero_weights"][chosen])
+  return lambda point: (point["validation_accuracy"] >= best - MARGIN - 1e-9
+                        and point["zero_weights"] >= sparsity - SPARSITY_TOLERANCE)
+
+
+# ----------------------------------------------------------------------------- grid arm
+
+
+def grid_arm(problem: Problem, points: int, seeds: list[int]) -> tuple[dict, Arm]:
+  """Every λ to the end with ``regjax.sweep``; the table holds means over the seeds."""
+  lambdas = np.logspace(problem.low, problem.high, points)
+  clock = Clock()
+  result = regjax.sweep(problem.trainer, regjax.grid(lam=lambdas), seeds=seeds, progress=False)
+  wall, cpu = clock.read()
+  rows = {name: np.asarray(result[name], np.float64) for name in ("lam", *COLUMNS)}
+  table = {"lam": lambdas}
+  for name in COLUMNS:  # rows are point-major: (point, seed)
+    table[name] = rows[name].reshape(points, len(seeds)).mean(1)
+  steps = float(points * len(seeds) * problem.trainer.steps)
+  return table, Arm(steps, wall, cpu, {}, (steps, wall, cpu))
+
+
+def with_choice(table: dict, arm: Arm, objective: Any) -> Arm:
+  index = choose(table, objective)
+  chosen = {name: float(values[index]) for name, values in table.items()}
+  return dataclasses.replace(arm, chosen=chosen)
+
+
+# ----------------------------------------------------------------------------- optuna arm
+
+
+class Runner:
+  """One λ on all the seeds of a repetition, segment by segment: two jitted programs,
+  each compiled once (λ and the state are arguments)."""
+
+  def __init__(self, problem: Problem):
+    trainer, steps = problem.trainer, problem.segment_steps
+
+    def init(lam, seeds):
+      return jax.vmap(lambda seed: trainer.init({"lam": lam}, jax.random.key(seed)))(seeds)
+
+    def segment(lam, state):
+      def one(state):
+        state = trainer.advance({"lam": lam}, state, steps)
+        found = trainer.evaluate({"lam": lam}, state)
+        return state, {name: found[name] for name in COLUMNS}
+
+      return jax.vmap(one)(state)
+
+    self.init, self.segment = jax.jit(init), jax.jit(segment)
+    self.problem = problem
+
+  def compile(self, seeds: list[int]) -> float:
+    clock = Clock()
+    lam = jnp.asarray(1e-4, jnp.float32)
+    state = self.init(lam, jnp.asarray(seeds, jnp.uint32))
+    jax.block_until_ready(self.segment(lam, state))
+    return clock.read()[0]
+
+  def compilations(self) -> int:
+    return self.init._cache_size() + self.segment._cache_size()
+
+
+class Study:
+  """The Optuna arm of one repetition and objective."""
+
+  def __init__(self, runner: Runner, seeds: list[int], objective_name: str,
+               reached: Callable[[dict], bool], budget: float, cap: float, rep: int):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    self.optuna, self.runner, self.seeds = optuna, runner, seeds
+    self.objective = OBJECTIVES[objective_name]
+    self.reached, self.budget, self.cap = reached, budget, cap
+    self.reports: dict[int, list[dict[str, float]]] = {}
+    self.completed: list[dict[str, float]] = []
+    self.steps, self.to_target, self.incumbent = 0.0, None, None
+    self.trials = self.pruned = 0
+    self.study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=rep),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3))
+
+  def value(self, table: list[dict[str, float]]) -> float:
+    columns = {name: np.array([p[name] for p in table]) for name in self.objective.metrics}
+    return float(self.objective.score(columns)[-1])
+
+  def trial(self, trial: Any) -> float:
+    problem = self.runner.problem
+    lam = trial.suggest_float("lam", 10**problem.low, 10**problem.high, log=True)
+    lam_arg = jnp.asarray(lam, jnp.float32)
+    state = self.runner.init(lam_arg, jnp.asarray(self.seeds, jnp.uint32))
+    for segment in range(1, problem.segments + 1):
+      state, metrics = self.runner.segment(lam_arg, state)
+      point = {name: float(np.mean(values)) for name, values in metrics.items()}
+      point["lam"] = lam
+      self.steps += len(self.seeds) * problem.segment_steps
+      if segment == problem.segments:
+        break
+      self.reports.setdefault(segment, []).append(point)
+      trial.report(self.value(self.reports[segment]), segment)
+      if trial.should_prune():
+        self.pruned += 1
+        raise self.optuna.TrialPruned()
+    self.completed.append(point)
+    return self.value(self.completed)
+
+  def run(self, clock: Clock) -> Arm:
+    while self.steps < self.cap:
+      self.study.optimize(self.trial, n_trials=1)
+      self.trials += 1
+      if self.to_target is None and self.completed and self.reached(self.completed[-1]):
+        self.to_target = (self.steps, *clock.read())
+      if self.incumbent is None and self.steps >= self.budget and self.completed:
+        self.incumbent = self.choice()
+      if self.to_target is not None and self.incumbent is not None:
+        break
+    wall, cpu = clock.read()
+    return Arm(self.steps, wall, cpu, self.incumbent or self.choice(), self.to_target,
+               {"trials": self.trials, "pruned": self.pruned})
+
+  def choice(self) -> dict[str, float]:
+    if not self.completed:
+      return {name: float("nan") for name in ("lam", *COLUMNS)}
+    columns = {name: np.array([p[name] for p in self.completed]) for name in
+               self.completed[0]}
+    return dict(self.completed[choose(columns, self.objective)])
+
+
+def optuna_arm(runner: Runner, seeds: list[int], objective_name: str,
+               reached: Callable[[dict], bool], grid_steps: float, rep: int) -> Arm:
+  study = Study(runner, seeds, objective_name, reached, grid_steps / 4, grid_steps, rep)
+  return study.run(Clock())
+
+
+# ----------------------------------------------------------------------------- adaptive arm
+
+
+def adaptive_arm(problem: Problem, seeds: list[int], objective_name: str,
+                 reached: Callable[[dict], bool], grid_steps: float, rep: int) -> Arm | None:
+  """``regjax.adaptive_sweep`` with a quarter of the grid's model·steps; None until the
+  sweep loop has the segment hook (issue 20) that it is built on."""
+  del problem, seeds, objective_name, reached, grid_steps, rep
+  return None
+
+
+def refill_cost(problem: Problem, slots: int, seeds: list[int], segment_seconds: float) -> None:
+  """The policy's decision time per refill, against one segment of the adaptive program."""
+  rounds = 4 * problem.segments
+  search = adaptive.Refill(adaptive.Space(lam=adaptive.LogUniform(1e-5, 1e-1)),
+                           OBJECTIVES["sparsest"], slots=slots, seeds=seeds,
+                           segments=problem.segments, rounds=rounds)
+  search.start()
+  rng = np.random.default_rng(0)
+  times = []
+  while not search.done:
+    metrics = {"validation_accuracy": rng.uniform(0.9, 1.0, search.rows),
+               "zero_weights": rng.uniform(0, 1, search.rows)}
+    start = time.perf_counter()
+    search.observe(metrics)
+    times.append(time.perf_counter() - start)
+  times_ms = np.asarray(times) * 1e3
+  print(f"  policy decision (Refill.observe, {slots} slots x {len(seeds)} seeds, {rounds} "
+        f"rounds): {_common.spread(times_ms)} ms per refill")
+  _common.ratio_line(f"policy time per refill / segment time {problem.name}",
+                     np.asarray(times) / segment_seconds)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def report(problem: Problem, objective_name: str, arms: dict[str, list[Arm]]) -> None:
+  grid = arms["grid"]
+  print(f"\n-- {problem.name}, objective {objective_name}: {len(grid)} repetitions")
+  for name, runs in arms.items():
+    if not runs:
+      print(f"  {name:8s} not run (needs the sweep loop's segment hook, issue 20)")
+      continue
+    reached = [run for run in runs if run.to_target is not None]
+    line = (f"  {name:8s} spent {_common.spread([r.model_steps for r in runs])} model·steps, "
+            f"wall {_common.spread([r.wall for r in runs])} s, "
+            f"CPU {_common.spread([r.cpu for r in runs])} s; reached the target in "
+            f"{len(reached)}/{len(runs)}")
+    if reached:
+      steps, wall, cpu = (np.array([r.to_target[i] for r in reached]) for i in range(3))
+      line += (f": model·steps {_common.spread(steps)}, wall {_common.spread(wall)} s, "
+               f"CPU {_common.spread(cpu)} s to reach it")
+    extra = runs[0].extra and {k: int(np.sum([r.extra[k] for r in runs])) for k in runs[0].extra}
+    print(line + (f"; in all {extra}" if extra else ""))
+    print(f"           chosen λ {_common.spread([r.chosen['lam'] for r in runs])}; test accuracy "
+          f"{_common.t_interval([r.chosen['test_accuracy'] for r in runs], ' ')}, zero weights "
+          f"{_common.t_interval([r.chosen['zero_weights'] for r in runs], ' ')} (95% t)")
+    if name != "grid":
+      for column in ("test_accuracy", "zero_weights"):
+        print(f"           paired {name} - grid {column}: " + _common.t_interval(
+            [r.chosen[column] - g.chosen[column] for r, g in zip(runs, grid, strict=True)]))
+      pairs = [(r, g) for r, g in zip(runs, grid, strict=True) if r.to_target is not None]
+      if pairs:
+        for i, what in enumerate(("model·steps", "wall time", "CPU time")):
+          _common.ratio_line(f"{name}/grid {what} to target {problem.name} {objective_name}",
+                             [r.to_target[i] / g.to_target[i] for r, g in pairs])
+
+
+def main() -> None:
+  parser = _common.parser(__doc__.splitlines()[0])
+  parser.add_argument("--problems", default="digits,mnist1d")
+  parser.add_argument("--reps", type=int, default=10, help="repetitions (seed sets)")
+  parser.add_argument("--seeds", type=int, default=2, help="seeds per point")
+  parser.add_argument("--steps", type=int, default=400, help="steps of a full run")
+  parser.add_argument("--segments", type=int, default=4, help="segments of a full run")
+  parser.add_argument("--grid-points", type=int, default=64)
+  args = parser.parse_args()
+  problems = [name.strip() for name in args.problems.split(",") if name.strip()]
+  reps, k, steps, segments, points = (args.reps, args.seeds, args.steps, args.segments,
+                                      args.grid_points)
+  if args.quick:
+    problems, reps, k, steps, segments, points = ["digits"], 2, 1, 8, 2, 4
+  _common.print_header("adaptive λ search vs the full grid vs Optuna", args, [
+      f"problems {problems}; prox_adam(lr={LEARNING_RATE}) L1 on kernels, batch {BATCH}, "
+      f"{steps} steps in {segments} segments; λ log-uniform on [1e-5, 1e-1]",
+      f"{reps} repetitions x {k} seeds per point; grid {points} log-spaced λ; objectives "
+      f"{list(OBJECTIVES)} on validation (margin {MARGIN})"])
+  for name in problems:
+    problem = make_problem(name, steps, segments)
+    runner = Runner(problem)
+    compile_seconds = runner.compile(list(range(k)))
+    clock = Clock()
+    grid_arm(problem, points, list(range(k)))  # compiles the grid's program: not timed below
+    grid_compile = clock.read()
+    grids, arms = [], {o: {"grid": [], "optuna": [], "adaptive": []} for o in OBJECTIVES}
+    for rep in range(reps):
+      seeds = list(range(k * rep, k * rep + k))
+      table, grid = grid_arm(problem, points, seeds)
+      grids.append(grid)
+      for objective_name, objective in OBJECTIVES.items():
+        reached = target(table, objective_name)
+        arms[objective_name]["grid"].append(with_choice(table, grid, objective))
+        arms[objective_name]["optuna"].append(optuna_arm(
+            runner, seeds, objective_name, reached, grid.model_steps, rep))
+        found = adaptive_arm(problem, seeds, objective_name, reached, grid.model_steps, rep)
+        if found is not None:
+          arms[objective_name]["adaptive"].append(found)
+      print(f"[{name} rep {rep}: grid wall {grid.wall:.1f} s CPU {grid.cpu:.1f} s; best "
+            f"validation accuracy {np.nanmax(table['validation_accuracy']):.4f}]", flush=True)
+    print(f"\n== {name}: compilation, left out of every time below: Optuna's two programs "
+          f"{compile_seconds:.2f} s wall, jit cache entries after all trials "
+          f"{runner.compilations()} (2 = each compiled once); the grid's sweep program: a "
+          f"first call (compile + run) took {grid_compile[0]:.2f} s wall, "
+          f"{grid_compile[1]:.2f} s CPU, against {_common.spread([g.wall for g in grids])} s "
+          "wall per warm call")
+    for objective_name in OBJECTIVES:
+      report(problem, objective_name, arms[objective_name])
+    cpu_per_step = np.median([g.cpu / g.model_steps for g in grids])
+    slots = max(1, points // 16)
+    segment = cpu_per_step * slots * k * problem.segment_steps
+    print(f"\n-- refill cost, {name} (segment time estimated from the grid's CPU time per "
+          f"model·step: {segment * 1e3:.1f} ms for {slots} slots x {k} seeds x "
+          f"{problem.segment_steps} steps)")
+    refill_cost(problem, slots, list(range(k)), segment)
+  _common.print_footer()
+
+
+if __name__ == "__main__":
+  main()
