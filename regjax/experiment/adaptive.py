@@ -446,6 +446,15 @@ class Assignment(NamedTuple):
     points: the point (index into :meth:`Refill.table`) each row now runs.
     idle: rows that run nothing useful from now on (their slot could not take a point
       that completes within the budget); the loop may skip or ignore them.
+
+  Examples:
+    >>> search = Refill(Space(lam=LogUniform(1e-4, 1e-1)), Maximize("acc"), slots=3,
+    ...                 seeds=[5], segments=1, rounds=1)
+    >>> first = search.start()
+    >>> first.rows.tolist(), first.seeds.tolist(), first.points.tolist()
+    ([0, 1, 2], [5, 5, 5], [0, 1, 2])
+    >>> search.observe({"acc": np.array([0.5, 0.6, 0.7])}).idle.tolist()  # budget spent
+    [0, 1, 2]
   """
 
   rows: np.ndarray
@@ -465,10 +474,10 @@ def _check_seeds(seeds: Any) -> np.ndarray:
   if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
     seeds = range(_check_count("seeds", seeds, 1))
   values = list(seeds)
-  if not values or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0
-                       for s in values) or len(set(values)) != len(values):
-    raise ValueError(f"`seeds` must be an int n (seeds 0..n-1) or distinct ints >= 0, got "
-                     f"{seeds!r}.")
+  if not values or any(isinstance(s, bool) or not isinstance(s, numbers.Integral)
+                       or not 0 <= int(s) < 2**32 for s in values) or len(set(values)) != len(values):
+    raise ValueError(f"`seeds` must be an int n (seeds 0..n-1) or distinct ints in "
+                     f"[0, 2**32), got {seeds!r}.")
   return np.asarray(values, np.int64)
 
 
@@ -498,9 +507,10 @@ class Refill:
     seeds: an int ``n`` (seeds ``0..n-1``) or a list of distinct seeds; every point runs
       all of them.
     segments: segments in one full run (its steps divided by the segment length).
-    rounds: segments the whole search runs, ``>= segments``; the search costs
-      ``rounds * slots * len(seeds)`` row-segments, the same as a grid of
-      ``slots * rounds / segments`` points trained to the end.
+    rounds: segments the whole search runs at most, ``>= segments``; the search costs
+      at most ``rounds * slots * len(seeds)`` row-segments, the same as a grid of
+      ``slots * rounds / segments`` points trained to the end (it ends sooner when every
+      slot idles).
     keep: share of the points recorded at a rung that continue past it, in ``(0, 1]``
       (ASHA's ``1 / eta``); 1 stops nothing.
     explore: share of proposals drawn uniformly from the space, in ``[0, 1]``.
