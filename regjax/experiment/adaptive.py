@@ -474,8 +474,9 @@ def _check_seeds(seeds: Any) -> np.ndarray:
   if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
     seeds = range(_check_count("seeds", seeds, 1))
   values = list(seeds)
-  if not values or any(isinstance(s, bool) or not isinstance(s, numbers.Integral)
-                       or not 0 <= int(s) < 2**32 for s in values) or len(set(values)) != len(values):
+  valid = all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+              and 0 <= int(s) < 2**32 for s in values)
+  if not values or not valid or len(set(values)) != len(values):
     raise ValueError(f"`seeds` must be an int n (seeds 0..n-1) or distinct ints in "
                      f"[0, 2**32), got {seeds!r}.")
   return np.asarray(values, np.int64)
