@@ -150,6 +150,20 @@ def test_stops_follow_asha_and_every_started_point_completes():
   assert search.idle_row_segments < search.row_segments / 4
 
 
+def test_the_most_accurate_point_is_kept_for_the_constrained_bar():
+  search = adaptive.Refill(SPACE, SPARSEST, slots=6, segments=3, rounds=6, keep=1 / 3)
+  search.start()
+  accuracy = np.array([0.97, 0.965, 0.962, 0.50, 0.10, 0.10])
+  sparsity = np.array([0.10, 0.50, 0.60, 0.99, 1.00, 1.00])
+  refill = search.observe({"validation_accuracy": accuracy, "zero_weights": sparsity})
+  # By the objective the top ceil(6/3) = 2 are points 2 and 1; point 0 sets the bar.
+  assert refill.rows.tolist() == [3, 4, 5]
+  accuracy_only = adaptive.Refill(SPACE, adaptive.Maximize("zero_weights"), slots=6,
+                                  segments=3, rounds=6, keep=1 / 3)
+  accuracy_only.start()
+  assert accuracy_only.observe({"zero_weights": sparsity}).rows.tolist() == [0, 1, 2, 3]
+
+
 def test_proposals_stay_inside_the_space_and_respect_categories():
   space = adaptive.Space(lam=adaptive.LogUniform(1e-4, 1e-2), rate=adaptive.Uniform(0.1, 0.3),
                          method=adaptive.Choice(["prox", "decay", "group"]),

@@ -32,7 +32,10 @@ segments; the search runs ``rounds`` segments in all. After each segment:
    ``r`` (ranked by the objective, which for :class:`MaximizeWithin` takes the margin
    from the best of that rung's table). That is ASHA's promotion rule (Li et al. 2020)
    with every segment a rung: rows are never held back waiting for a cohort, so no row
-   waits. A point that reaches the last rung is complete.
+   waits. For :class:`MaximizeWithin`, the point with the best ``subject_to`` at the rung
+   also continues when it beats the others by a quarter of the margin
+   (:meth:`MaximizeWithin.anchor`), so that the bar is set by a full run.
+   A point that reaches the last rung is complete.
 3. **Refill.** A slot freed by a stop or a completion takes a new point, but only if a
    new point can still complete within ``rounds``; otherwise the slot idles (a stop
    that frees nothing useful is not made: the point runs on and completes for free).
@@ -336,6 +339,11 @@ class Maximize:
     """Point indices, best first; ties keep table order."""
     return np.argsort(-self.score(table), kind="stable")
 
+  def anchor(self, table: Mapping[str, Any]) -> int | None:
+    """None: a single metric needs no reference point (see :meth:`MaximizeWithin.anchor`)."""
+    del table
+    return None
+
 
 @dataclasses.dataclass(frozen=True)
 class Minimize(Maximize):
@@ -428,6 +436,31 @@ class MaximizeWithin:
   def order(self, table: Mapping[str, Any]) -> np.ndarray:
     """Point indices, best first; ties keep table order."""
     return np.argsort(-self.score(table), kind="stable")
+
+  def anchor(self, table: Mapping[str, Any]) -> int | None:
+    """The point with the best ``subject_to``, if it beats all others by ``margin / 4``.
+
+    It sets the bar, so :class:`Refill` does not stop it early and the bar of the final
+    choice comes from a full run. Ranked by ``maximize`` alone, the accurate, dense
+    points that set the bar rank low among the feasible ones and would be stopped; the
+    bar would then come from the sparse points that were kept and drift down, run after
+    run (the Optuna arm of ``benchmarks/adaptive_sweep.py`` shows it). A point that raises
+    the best by less than a quarter of the margin moves the bar too little to be worth a
+    slot for the whole run. None when there is no such point.
+
+    Examples:
+      >>> rule = MaximizeWithin("zero_weights", "validation_accuracy", margin=0.01)
+      >>> table = {"validation_accuracy": [0.95, 0.97, 0.90], "zero_weights": [0.5, 0.1, 0.9]}
+      >>> rule.anchor(table), rule.anchor({**table, "validation_accuracy": [0.968, 0.97, 0.9]})
+      (1, None)
+    """
+    bar = _column(table, self.subject_to)
+    bar = np.where(np.isfinite(bar), bar, -np.inf)
+    if not np.isfinite(bar).any():
+      return None
+    best = int(np.argmax(bar))
+    runner_up = np.delete(bar, best).max(initial=-np.inf)
+    return best if bar[best] > runner_up + self.margin / 4 else None
 
 
 Objective = Maximize | MaximizeWithin
@@ -731,10 +764,13 @@ class Refill:
     return columns
 
   def _promoted(self, point: int, rung: int) -> bool:
-    """ASHA's rule: in the top ``ceil(keep * n)`` of the ``n`` points recorded at ``rung``."""
+    """ASHA's rule: in the top ``ceil(keep * n)`` of the ``n`` points recorded at ``rung``;
+    or the anchor of the rung (see :meth:`MaximizeWithin.anchor`)."""
     table = self.rung_table(rung)
     position = int(np.flatnonzero(table["point"][self.objective.order(table)] == point)[0])
-    return position < math.ceil(self.keep * len(table["point"]))
+    anchor = self.objective.anchor(table)
+    return (position < math.ceil(self.keep * len(table["point"]))
+            or (anchor is not None and int(table["point"][anchor]) == point))
 
   def _place(self, slot: int, point: Mapping[str, float]) -> None:
     for name in self.space.names:
