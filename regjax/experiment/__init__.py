@@ -1,48 +1,91 @@
 """The experiment harness: the outer layer of regjax (core ← nn ← experiment).
 
 :func:`sweep` trains every point of a :func:`grid` (and every seed) as one
-``jit(vmap(...))``, its rows laid out by :mod:`rows`; :class:`Trainer` turns a Flax NNX
-model and an optimizer built from the hyperparameters into the function a sweep runs;
-:class:`SweepResult` prints, saves and plots the rows and their curves (:mod:`curves`);
-:mod:`streaming` feeds a Trainer batches from the host; :mod:`checkpoint` resumes a
-sweep; :mod:`data` holds the embedded digits; :mod:`cli` is ``regjax sweep``;
-:mod:`adaptive` is the host-side policy of an adaptive λ search (spaces, objectives,
-refills).
+``jit(vmap(...))`` through the one sweep loop (:mod:`loop`: rows laid out by :mod:`rows`,
+segments, streaming, checkpoints, the hook between segments); :class:`Trainer` turns a
+Flax NNX model and an optimizer built from the hyperparameters into a segmented run;
+:class:`SweepResult` holds the rows as a pandas table and the curves as an xarray
+Dataset (:mod:`results`, :mod:`curves`); :mod:`streaming` reads host batches;
+:mod:`checkpoint` saves and resumes with Orbax; :mod:`data` holds the embedded digits;
+:mod:`cli` is ``regjax sweep``; :mod:`adaptive` is the host-side policy of an adaptive
+λ search (spaces, objectives, refills) and :func:`adaptive_sweep` runs it on the loop.
+
+Names load on first use: a sweep of a plain JAX function imports neither flax (the
+Trainer's) nor orbax (the checkpoints').
+
+Examples:
+  >>> import sys
+  >>> from regjax import experiment
+  >>> experiment.sweep.__module__
+  'regjax.experiment.sweeps'
 """
 
-from regjax.experiment import (
-    adaptive,
-    checkpoint,
-    curves,
-    data,
-    results,
-    rows,
-    streaming,
-    sweeps,
-    trainer,
-)
-from regjax.experiment.results import SweepResult
-from regjax.experiment.results import concat as concat_results
-from regjax.experiment.sweeps import Grid, grid, progress_callback, sweep, zip_grid
-from regjax.experiment.trainer import Trainer, TrainState
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "Grid",
+    "Refill",
+    "SegmentEnd",
+    "SegmentedRun",
     "SweepResult",
     "TrainState",
     "Trainer",
     "adaptive",
+    "adaptive_sweep",
     "checkpoint",
     "concat_results",
     "curves",
     "data",
     "grid",
+    "grids",
+    "load_result",
+    "loop",
+    "progress",
     "progress_callback",
     "results",
     "rows",
+    "search",
     "streaming",
     "sweep",
     "sweeps",
     "trainer",
     "zip_grid",
 ]
+
+# name -> (module, attribute or None for the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Grid": ("regjax.experiment.grids", "Grid"),
+    "Refill": ("regjax.experiment.loop", "Refill"),
+    "SegmentEnd": ("regjax.experiment.loop", "SegmentEnd"),
+    "SegmentedRun": ("regjax.experiment.loop", "SegmentedRun"),
+    "SweepResult": ("regjax.experiment.results", "SweepResult"),
+    "TrainState": ("regjax.experiment.trainer", "TrainState"),
+    "Trainer": ("regjax.experiment.trainer", "Trainer"),
+    "adaptive_sweep": ("regjax.experiment.search", "adaptive_sweep"),
+    "concat_results": ("regjax.experiment.results", "concat"),
+    "grid": ("regjax.experiment.grids", "grid"),
+    "load_result": ("regjax.experiment.results", "load"),
+    "progress_callback": ("regjax.experiment.progress", "progress_callback"),
+    "sweep": ("regjax.experiment.sweeps", "sweep"),
+    "zip_grid": ("regjax.experiment.grids", "zip_grid"),
+    **{name: (f"regjax.experiment.{name}", None) for name in (
+        "adaptive", "checkpoint", "curves", "data", "grids", "loop", "progress", "results",
+        "rows", "search", "streaming", "sweeps", "trainer")},
+}
+
+
+def __getattr__(name: str) -> Any:
+  if name not in _LAZY:
+    raise AttributeError(f"module 'regjax.experiment' has no attribute {name!r}")
+  module_name, attribute = _LAZY[name]
+  module = importlib.import_module(module_name)
+  value = module if attribute is None else getattr(module, attribute)
+  globals()[name] = value
+  return value
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(_LAZY))
