@@ -612,6 +612,17 @@ class Refill:
     return self._round >= self.rounds or (self._round >= 0 and bool(
         np.all(self._slot_point < 0)))
 
+  def values(self, points: Any) -> dict[str, np.ndarray]:
+    """What the searched function receives at ``points`` (indices into :meth:`table`)."""
+    index = np.atleast_1d(np.asarray(points, np.int64))
+    return self.space.values({name: np.asarray(v, np.float64)[index]
+                              for name, v in self._points.items()})
+
+  @property
+  def row_points(self) -> np.ndarray:
+    """The point each row runs now (index into :meth:`table`), -1 for an idle row."""
+    return np.repeat(self._slot_point, len(self.seeds))
+
   @property
   def row_segments(self) -> int:
     """Row-segments computed so far, idle rows included (``rows x round``)."""
