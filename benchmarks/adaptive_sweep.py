@@ -36,8 +36,12 @@ Arms:
   what that costs. The study runs until it has reached the target (below) and spent a quarter
   of the grid's model·steps, or until it has spent as many as the grid.
 * **adaptive**: ``regjax.adaptive_sweep`` (the policy ``regjax.experiment.adaptive.Refill``
-  driving the one sweep loop segment by segment). Not run yet: it needs the segment hook
-  of the sweep loop (issue 20); :func:`adaptive_arm` is where it goes.
+  driving the one sweep loop segment by segment) with a quarter of the grid's model·steps:
+  ``grid points / 16`` slots x the seeds for ``4 x segments`` rounds (4 slots, 16 rounds
+  by default), ``keep=1/3``, ``explore=0.25``, policy seed ``r``. Its programs compile in
+  a first call per problem, reported apart; model·steps to the target are counted at the
+  end of the segment in which the first point meeting it completed, times from the
+  call's own timeline (``result.timeline``).
 
 Figures:
 
@@ -51,9 +55,11 @@ Figures:
 * **held out**: the test accuracy and zero share of each arm's chosen point (Optuna's
   incumbent once it has spent a quarter of the grid's model·steps), 95% t intervals over
   the repetitions, and paired differences against the grid's choice.
-* **refill cost**: the policy's host-side decision per refill (``Refill.observe`` for a
-  table of the benchmark's size) as a share of one segment's time; the state surgery on
-  the device is measured once the hook exists.
+* **refill cost**: the host-side time between segments (the policy's decision and its
+  bookkeeping, ``result.host_seconds``) as a share of a segment's wall time, per search;
+  and the policy's decision alone for a synthetic table. The device-side
+  re-initialization of refilled rows is one compiled ``where(mask, init, state)`` that
+  the loop runs inside the next segment's time.
 
 Run: ``python -m benchmarks.adaptive_sweep [--quick] [--problems digits,mnist1d]``;
 needs the ``bench`` extra (``pip install -e '.[bench]'``, also in ``dev``).
@@ -303,11 +309,35 @@ def optuna_arm(runner: Runner, seeds: list[int], objective_name: str,
 
 
 def adaptive_arm(problem: Problem, seeds: list[int], objective_name: str,
-                 reached: Callable[[dict], bool], grid_steps: float, rep: int) -> Arm | None:
-  """``regjax.adaptive_sweep`` with a quarter of the grid's model·steps; None until the
-  sweep loop has the segment hook (issue 20) that it is built on."""
-  del problem, seeds, objective_name, reached, grid_steps, rep
-  return None
+                 reached: Callable[[dict], bool], grid_steps: float, rep: int) -> Arm:
+  """``regjax.adaptive_sweep`` with a quarter of the grid's model·steps: ``grid points / 16``
+  slots for ``4 x segments`` rounds. Its programs are compiled by a first call (see
+  :func:`main`); later calls with the same Trainer reuse them."""
+  runs = grid_steps / (len(seeds) * problem.trainer.steps)  # the grid's points
+  slots, rounds = max(1, round(runs / 16)), 4 * problem.segments
+  clock = Clock()
+  result = regjax.adaptive_sweep(
+      problem.trainer, adaptive.Space(lam=adaptive.LogUniform(10**problem.low, 10**problem.high)),
+      objective=OBJECTIVES[objective_name], slots=slots, rounds=rounds,
+      segments=problem.segments, seeds=seeds, seed=rep, progress=False)
+  wall, cpu = clock.read()
+  search = result.search
+  table = search.table()
+  done_at = table["round"] + problem.segments  # the segment at whose end each point completed
+  to_target = None
+  timeline = {done: (w, c) for done, w, c in result.timeline}
+  for done in range(problem.segments, rounds + 1):
+    complete = (table["status"] == "complete") & (done_at <= done)
+    if any(reached({n: table[n][p] for n in COLUMNS}) for p in np.flatnonzero(complete)):
+      to_target = (float(search.rows * done * problem.segment_steps), *timeline[done])
+      break
+  walls = np.diff([w for _, w, _ in result.timeline])
+  best = search.best()
+  return Arm(float(result.model_steps), wall, cpu,
+             {n: float(best[n]) for n in ("lam", *COLUMNS)}, to_target,
+             {"points": len(table["status"]),
+              "complete": int(np.sum(table["status"] == "complete")),
+              "host share": result.host_seconds / (rounds - 1) / float(np.median(walls))})
 
 
 def refill_cost(problem: Problem, slots: int, seeds: list[int], segment_seconds: float) -> None:
@@ -351,8 +381,16 @@ def report(problem: Problem, objective_name: str, arms: dict[str, list[Arm]]) ->
       steps, wall, cpu = (np.array([r.to_target[i] for r in reached]) for i in range(3))
       line += (f": model·steps {_common.spread(steps)}, wall {_common.spread(wall)} s, "
                f"CPU {_common.spread(cpu)} s to reach it")
-    extra = runs[0].extra and {k: int(np.sum([r.extra[k] for r in runs])) for k in runs[0].extra}
-    print(line + (f"; in all {extra}" if extra else ""))
+    counts = {k: int(np.sum([r.extra[k] for r in runs])) for k in runs[0].extra
+              if k != "host share"}
+    print(line + (f"; in all {counts}" if counts else ""))
+    if "host share" in runs[0].extra:
+      share = _common.ratio_line(
+          f"refill host time / segment time {problem.name} {objective_name}",
+          [r.extra["host share"] for r in runs])
+      _common.target_line(f"refill cost <= 5% of a segment, {problem.name} {objective_name}",
+                          share <= 0.05, f"host-side decision {share:.2%} of a segment's wall "
+                          "time (the device re-initialization runs inside the segment)")
     print(f"           chosen λ {_common.spread([r.chosen['lam'] for r in runs])}; test accuracy "
           f"{_common.t_interval([r.chosen['test_accuracy'] for r in runs], ' ')}, zero weights "
           f"{_common.t_interval([r.chosen['zero_weights'] for r in runs], ' ')} (95% t)")
@@ -365,6 +403,54 @@ def report(problem: Problem, objective_name: str, arms: dict[str, list[Arm]]) ->
         for i, what in enumerate(("model·steps", "wall time", "CPU time")):
           _common.ratio_line(f"{name}/grid {what} to target {problem.name} {objective_name}",
                              [r.to_target[i] / g.to_target[i] for r, g in pairs])
+    if name == "adaptive":
+      pairs = [(r, o) for r, o in zip(runs, arms["optuna"], strict=True)
+               if r.to_target is not None and o.to_target is not None]
+      print(f"           reached by both adaptive and optuna in {len(pairs)}/{len(runs)}")
+      if pairs:
+        for i, what in enumerate(("model·steps", "wall time", "CPU time")):
+          _common.ratio_line(f"adaptive/optuna {what} to target {problem.name} "
+                             f"{objective_name}", [r.to_target[i] / o.to_target[i]
+                                                   for r, o in pairs])
+      targets(problem, objective_name, runs, grid, arms["optuna"], pairs)
+
+
+def bounds(values: list[float]) -> tuple[float, float]:
+  """The 95% Student-t interval of the mean."""
+  from scipy import stats
+
+  values_ = np.asarray(values, np.float64)
+  half = stats.t.ppf(0.975, values_.size - 1) * values_.std(ddof=1) / np.sqrt(values_.size)
+  return float(values_.mean() - half), float(values_.mean() + half)
+
+
+def targets(problem: Problem, objective_name: str, runs: list[Arm], grid: list[Arm],
+            optuna: list[Arm], pairs: list[tuple[Arm, Arm]]) -> None:
+  """The issue's goals for the adaptive arm, each MET or MISSED with its figures."""
+  where = f"{problem.name} {objective_name}"
+  budget = max(r.model_steps / g.model_steps for r, g in zip(runs, grid, strict=True))
+  columns = ("test_accuracy",) + (("zero_weights",) if objective_name == "sparsest" else ())
+  for column in columns:
+    mean = float(np.mean([r.chosen[column] for r in runs]))
+    low, high = bounds([g.chosen[column] for g in grid])
+    _common.target_line(
+        f"adaptive choice inside the grid's 95% interval, {column}, <= 1/4 model·steps, {where}",
+        low <= mean <= high and budget <= 0.25 + 1e-9,
+        f"adaptive mean {mean:.4f}, grid interval [{low:.4f}, {high:.4f}], "
+        f"model·steps {budget:.3f}x the grid's")
+  if pairs:
+    wall = float(np.median([r.to_target[1] / o.to_target[1] for r, o in pairs]))
+    steps = float(np.median([r.to_target[0] / o.to_target[0] for r, o in pairs]))
+    _common.target_line(
+        f"adaptive reaches the target in less wall time than Optuna, {where}", wall < 1,
+        f"median wall-time ratio {wall:.3g}x over {len(pairs)} repetitions both reached")
+    _common.target_line(
+        f"adaptive model·steps to target <= 1.5x Optuna's, {where}", steps <= 1.5,
+        f"median ratio {steps:.3g}x over {len(pairs)} repetitions")
+  alone = [r for r in runs if r.to_target is not None]
+  others = [o for o in optuna if o.to_target is not None]
+  print(f"           reached the target: adaptive {len(alone)}/{len(runs)}, optuna "
+        f"{len(others)}/{len(optuna)}")
 
 
 def main() -> None:
@@ -393,6 +479,10 @@ def main() -> None:
     clock = Clock()
     grid_arm(problem, points, list(range(k)))  # compiles the grid's program: not timed below
     grid_compile = clock.read()
+    clock = Clock()
+    warm = target({"validation_accuracy": np.ones(1), "zero_weights": np.ones(1)}, "accuracy")
+    adaptive_arm(problem, list(range(k)), "accuracy", warm, points * k * steps, 0)  # compiles
+    adaptive_compile = clock.read()
     grids: list[Arm] = []
     arms: dict[str, dict[str, list[Arm]]] = {o: {"grid": [], "optuna": []} for o in OBJECTIVES}
     arms["sparsest"]["optuna_plain"] = []  # pruned by the score alone, without the anchor
@@ -410,9 +500,8 @@ def main() -> None:
         if "optuna_plain" in arms[objective_name]:
           arms[objective_name]["optuna_plain"].append(optuna_arm(
               runner, seeds, objective_name, reached, grid.model_steps, rep, anchored=False))
-        found = adaptive_arm(problem, seeds, objective_name, reached, grid.model_steps, rep)
-        if found is not None:
-          arms[objective_name]["adaptive"].append(found)
+        arms[objective_name]["adaptive"].append(adaptive_arm(
+            problem, seeds, objective_name, reached, grid.model_steps, rep))
       print(f"[{name} rep {rep}: grid wall {grid.wall:.1f} s CPU {grid.cpu:.1f} s; best "
             f"validation accuracy {np.nanmax(table['validation_accuracy']):.4f}]", flush=True)
     print(f"\n== {name}: compilation, left out of every time below: Optuna's two programs "
@@ -420,7 +509,8 @@ def main() -> None:
           f"{runner.compilations()} (2 = each compiled once); the grid's sweep program: a "
           f"first call (compile + run) took {grid_compile[0]:.2f} s wall, "
           f"{grid_compile[1]:.2f} s CPU, against {_common.spread([g.wall for g in grids])} s "
-          "wall per warm call")
+          "wall per warm call; the adaptive search's: a first call took "
+          f"{adaptive_compile[0]:.2f} s wall, {adaptive_compile[1]:.2f} s CPU")
     for objective_name in OBJECTIVES:
       report(problem, objective_name, arms[objective_name])
     cpu_per_step = np.median([g.cpu / g.model_steps for g in grids])

@@ -134,5 +134,10 @@ def test_adaptive_sweep_prints_its_figures():
     assert f"-- digits, objective {objective}: 2 repetitions" in output
     assert output.count("paired optuna - grid test_accuracy") == 2
   assert "policy time per refill / segment time digits" in found
+  assert output.count("paired adaptive - grid test_accuracy") == 2
+  assert "refill host time / segment time digits sparsest" in found
+  goals = targets(output)
+  assert "adaptive choice inside the grid's 95% interval, zero_weights, <= 1/4 model·steps, " \
+         "digits sparsest" in goals
   # Optuna's trials reuse one compiled initialization and one compiled segment program.
   assert "jit cache entries after all trials 2 " in output, output

@@ -26,7 +26,8 @@ from __future__ import annotations
 import json
 import pathlib
 import time
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -40,6 +41,25 @@ from regjax.experiment import results as _results
 from regjax.experiment import sweeps as _sweeps
 
 __all__ = ["adaptive_sweep"]
+
+
+# Adapters by (id(fn), segments, rounds), so that a repeated search with the same ``fn``
+# reuses the loop's compiled programs (cached per adapter object). An adapter holds ``fn``
+# weakly and its entry goes when ``fn`` is collected: nothing here keeps ``fn`` alive.
+_ADAPTERS: dict[int, dict[tuple[int, int], _Slots]] = {}
+
+
+def _adapter(fn: Any, segments: int, rounds: int) -> _Slots:
+  entries = _ADAPTERS.get(id(fn))
+  if entries is None:
+    try:
+      weakref.finalize(fn, _ADAPTERS.pop, id(fn), None)
+    except TypeError:  # not weakly referenceable: no reuse
+      return _Slots(fn, segments, rounds)
+    entries = _ADAPTERS[id(fn)] = {}
+  if (segments, rounds) not in entries:
+    entries[(segments, rounds)] = _Slots(fn, segments, rounds)
+  return entries[(segments, rounds)]
 
 
 class _Slots:
@@ -56,10 +76,18 @@ class _Slots:
       raise TypeError("`adaptive_sweep` needs a run that draws its own data (in-memory "
                       "`train`): rows restart at different times, so they cannot share one "
                       "host stream.")
-    self.fn, self.length, self.total, self.rounds = fn, lengths[0], sum(lengths), rounds
+    try:
+      self._fn: Callable[[], Any] = weakref.ref(fn)
+    except TypeError:
+      self._fn = lambda: fn
+    self.length, self.total, self.rounds = lengths[0], sum(lengths), rounds
     # What the checkpoint signature reads from a run (regjax.experiment.checkpoint).
     self.batch_size = getattr(fn, "batch_size", None)
     self.train, self.test = getattr(fn, "train", None), getattr(fn, "test", None)
+
+  @property
+  def fn(self) -> Any:
+    return self._fn()
 
   def check_hparams(self, point: Mapping[str, float]) -> None:
     self.fn.check_hparams(point)
@@ -91,8 +119,22 @@ class _Driver:
   def __init__(self, search: _adaptive.Refill, directory: pathlib.Path | None):
     self.search, self.directory = search, directory
     self.collected: list[dict[str, Any]] = []  # one entry per row of a completed point
+    self.start = (time.perf_counter(), time.process_time())
+    self.timeline: list[tuple[int, float, float]] = []  # (segments done, wall, cpu)
+    self.host_seconds = 0.0  # spent in the hook
+
+  def tick(self, done: int) -> None:
+    self.timeline.append((done, time.perf_counter() - self.start[0],
+                          time.process_time() - self.start[1]))
 
   def __call__(self, event: _loop.SegmentEnd) -> _loop.Refill | None:
+    self.tick(event.segment)
+    try:
+      return self.decide(event)
+    finally:
+      self.host_seconds += time.perf_counter() - self.start[0] - self.timeline[-1][1]
+
+  def decide(self, event: _loop.SegmentEnd) -> _loop.Refill | None:
     self.sync(event.segment - 1)
     if self.search.done:  # every slot idles: nothing to record or refill
       return None
@@ -109,7 +151,7 @@ class _Driver:
     points = self.search.row_points
     assignment = self.search.observe(metrics)
     table = self.search.table()
-    for row in np.flatnonzero(points >= 0):
+    for row in np.flatnonzero(points >= 0).tolist():
       point = int(points[row])
       # A point completes once, and its slot is freed (refilled or idle) when it does.
       if table["status"][point] == "complete" and self.search.row_points[row] != point:
@@ -208,7 +250,11 @@ def adaptive_sweep(
     curves of ``fn``. Two attributes more: ``model_steps``, the model·steps the program
     computed (``rounds x rows x`` segment steps; idle and stopped rows included), and
     ``search``, the policy (``search.table()`` lists every point tried, stopped ones
-    too, and ``search.best()`` is the objective's choice among the completed points).
+    too, and ``search.best()`` is the objective's choice among the completed points);
+    ``timeline``, ``(segments done, wall seconds, process CPU seconds)`` from the call's
+    start at each segment's end (the first includes compiling; a resumed search's only
+    the segments it ran), and ``host_seconds``, the time spent deciding refills between
+    segments.
   """
   start = time.perf_counter()
   if not isinstance(fn, _loop.SegmentedRun):
@@ -217,7 +263,7 @@ def adaptive_sweep(
                     f"{type(fn).__name__}.")
   search = _adaptive.Refill(space, objective, slots=slots, seeds=seeds, segments=segments,
                             rounds=rounds, keep=keep, explore=explore, seed=seed)
-  run = _Slots(fn, segments, rounds)
+  run = _adapter(fn, segments, rounds)
   first = search.start()
   stride = len(search.seeds)
   grid = _grids.zip_grid(**{n: v[::stride] for n, v in first.hparams.items()})
@@ -229,9 +275,10 @@ def adaptive_sweep(
                          progress=progress, desc="adaptive search", checkpoint=directory,
                          resume=resume, between=driver,
                          settings={"adaptive search": search.state_dict()["config"]})
+  driver.tick(rounds)
   driver.sync(rounds - 1)
   metrics = {name: np.asarray(result[name]) for name in result.metrics}
-  metrics.update({_results.CURVE_PREFIX + name: result.curves[name].values
+  metrics.update({_results.CURVE_PREFIX + str(name): result.curves[name].values
                   for name in result.curves.data_vars})
   if "step" in result.curves.coords:
     steps = np.asarray(result.curves.coords["step"].values)
@@ -241,6 +288,8 @@ def adaptive_sweep(
   found = _collected_result(driver.collected, space.names, time.perf_counter() - start)
   found.model_steps = rounds * search.rows * run.length  # type: ignore[attr-defined]
   found.search = search  # type: ignore[attr-defined]
+  found.timeline = driver.timeline  # type: ignore[attr-defined]
+  found.host_seconds = driver.host_seconds  # type: ignore[attr-defined]
   return found
 
 
