@@ -255,6 +255,26 @@ def adaptive_sweep(
     start at each segment's end (the first includes compiling; a resumed search's only
     the segments it ran), and ``host_seconds``, the time spent deciding refills between
     segments.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import regjax
+    >>> from regjax.experiment import adaptive, loop
+    >>> class Peak:  # a 4-step "run" whose score, growing with steps, peaks at λ = 1e-3
+    ...   def check_hparams(self, point): pass
+    ...   def plan_segments(self, count): return loop.split_steps(4, count or 1)
+    ...   def host_batches(self): return None
+    ...   def init(self, hparams, key): return jnp.zeros(())
+    ...   def advance(self, hparams, state, num_steps, batches=None): return state + num_steps
+    ...   def evaluate(self, hparams, state):
+    ...     return {"score": state - (jnp.log10(hparams["lam"]) + 3.0) ** 2}
+    >>> result = regjax.adaptive_sweep(
+    ...     Peak(), adaptive.Space(lam=adaptive.LogUniform(1e-5, 1e-1)),
+    ...     objective=adaptive.Maximize("score"), slots=4, rounds=8, segments=2,
+    ...     progress=False)
+    >>> bool(abs(np.log10(result.search.best()["lam"]) + 3.0) < 0.3), result.model_steps
+    (True, 64)
   """
   start = time.perf_counter()
   if not isinstance(fn, _loop.SegmentedRun):
