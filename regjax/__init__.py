@@ -17,10 +17,7 @@ The names of the two outer layers that users reach from here (``regjax.sweep``,
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from regjax import masks, metrics, optimizers, penalties, prox, transforms
+from regjax import _lazy, masks, metrics, optimizers, penalties, prox, transforms
 from regjax.masks import by_path, per_layer
 from regjax.optimizers import adamw, prox_adam, prox_sgd
 from regjax.transforms import (
@@ -57,18 +54,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-  if name not in _LAZY:
-    raise AttributeError(f"module 'regjax' has no attribute {name!r}")
-  module_name, attribute = _LAZY[name]
-  module = importlib.import_module(module_name)
-  value = module if attribute is None else getattr(module, attribute)
-  globals()[name] = value
-  return value
-
-
-def __dir__() -> list[str]:
-  return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy.attach("regjax", _LAZY, globals())
 
 
 __all__ = [

@@ -22,8 +22,7 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from regjax import _lazy
 
 __all__ = [
     "Grid",
@@ -77,15 +76,4 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-  if name not in _LAZY:
-    raise AttributeError(f"module 'regjax.experiment' has no attribute {name!r}")
-  module_name, attribute = _LAZY[name]
-  module = importlib.import_module(module_name)
-  value = module if attribute is None else getattr(module, attribute)
-  globals()[name] = value
-  return value
-
-
-def __dir__() -> list[str]:
-  return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy.attach("regjax.experiment", _LAZY, globals())

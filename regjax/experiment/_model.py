@@ -50,7 +50,8 @@ def build(model: Callable[[nnx.Rngs], nnx.Module], example: Any) -> Structure:
 
   def trace() -> None:
     module = model(nnx.Rngs(0, params=0))
-    found["graph"], _, rngs, _ = nnx.split(module, nnx.Param, nnx.RngState, ...)
+    found["graph"], *states = nnx.split(module, nnx.Param, nnx.RngState, ...)
+    rngs = states[1]
     found["rngs"] = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
                                  nnx.to_pure_dict(rngs))
     module.eval()
@@ -70,7 +71,7 @@ def merge(structure: Structure, params: Any, model_state: Any, rng_key: jax.Arra
   ``fold_in(fold_in(rng_key, step), i)``, one key per stream."""
   base = jax.random.fold_in(jax.random.wrap_key_data(rng_key), step)
   leaves, treedef = jax.tree.flatten(structure.rngs)
-  rngs = treedef.unflatten([
+  rngs = jax.tree_util.tree_unflatten(treedef, [
       jax.random.fold_in(base, i) if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
       else jnp.zeros(leaf.shape, leaf.dtype) for i, leaf in enumerate(leaves)])
   return nnx.merge(structure.graph, params, rngs, model_state)

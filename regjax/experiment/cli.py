@@ -126,7 +126,7 @@ def _methods(text: str) -> list[str]:
 
 
 def _positive(text: str) -> int:
-  return _parse_positive(text, int, "a positive int")
+  return int(_parse_positive(text, int, "a positive int"))
 
 
 def _positive_float(text: str) -> float:
@@ -180,7 +180,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 class _Parser(argparse.ArgumentParser):
   """Takes ``--grid -4:-2:3`` (a value that starts with ``-``) like ``--grid=-4:-2:3``."""
 
-  def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+  def parse_known_args(  # type: ignore[override]
+      self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
     joined: list[str] = []
     for arg in sys.argv[1:] if args is None else args:
       if joined and joined[-1] == "--grid" and arg.startswith("-"):

@@ -301,7 +301,7 @@ def _segment_programs(fn: SegmentedRun, plan: _rows.RowPlan, lengths: Sequence[i
   hparams, seeds = plan.abstract_inputs()
   state = _abstract_chunk(row_state(fn, plan.names), plan.chunk, plan.sharding)
   replicated = NamedSharding(plan.sharding.mesh, PartitionSpec())
-  sharded = dict(out_shardings=plan.sharding)
+  sharded: dict[str, Any] = dict(out_shardings=plan.sharding)
   init = _compile(jax.vmap(lambda h, s: fn.init(h, jax.random.key(s))), (hparams, seeds),
                   progress, **sharded)
   advance = {}
@@ -483,9 +483,13 @@ def _run_segmented(fn: SegmentedRun, plan: _rows.RowPlan, lengths: tuple[int, ..
         fn, chunked, lengths, block, between is not None, progress))
     return programs["p"].advance[lengths[0]]
 
+  # Every chunk's pass over a stream, opened before compiling where the chunks are known,
+  # so that a one-shot iterator asked for a second pass fails at once.
+  known = plan.with_chunk(chunk_size).n_chunks if chunk_size else 1
+  streams = None if first is None else [first, *(fn.host_batches() for _ in range(known - 1))]
   plan, _ = _rows.fit_chunks(plan, chunk_size, compile_rows)
-  streams = None if first is None else [first, *(fn.host_batches()
-                                                  for _ in range(plan.n_chunks - 1))]
+  if streams is not None:
+    streams += [fn.host_batches() for _ in range(plan.n_chunks - len(streams))]
   if store is not None:
     store.open(signature(plan.chunk, row_state(fn, plan.names)))
   bar = (_progress.bar(plan.n_chunks * len(lengths), desc or "segments", unit="segment")

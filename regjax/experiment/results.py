@@ -126,7 +126,7 @@ def _row_coords(table: pd.DataFrame, hparams: Sequence[str]) -> dict[str, Any]:
 def _as_curves(curves: Any, table: pd.DataFrame, hparams: Sequence[str]) -> xarray.Dataset:
   """Curves as a Dataset ``(row, step)`` whose row coordinates are ``table``'s."""
   xr = _xr()
-  if curves is None or isinstance(curves, Mapping):
+  if curves is None or (isinstance(curves, Mapping) and not isinstance(curves, xr.Dataset)):
     arrays = _curves.check(dict(curves or {}), len(table))
     steps = arrays.pop(STEP, None)
     width = next(iter(arrays.values())).shape[1] if arrays else 0
@@ -227,8 +227,9 @@ class SweepResult:
       raise ValueError(f"`{argument}` must be one of the columns {self.columns}, got {name!r}.")
 
   def _like(self, table: pd.DataFrame | Mapping[str, Any], **changes: Any) -> SweepResult:
-    options = dict(hparams=self.hparams, metrics=self.metrics, wall_time=self.wall_time,
-                   chunk_size=self.chunk_size, curves=self._curves)
+    options: dict[str, Any] = dict(hparams=self.hparams, metrics=self.metrics,
+                                   wall_time=self.wall_time, chunk_size=self.chunk_size,
+                                   curves=self._curves)
     options.update(changes)
     return SweepResult(table, **options)
 
@@ -597,7 +598,7 @@ def _group_statistics(values: pd.DataFrame, group: np.ndarray, failed: np.ndarra
 
     count = ok.count().reindex(range(n)).to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-      half = stats.t.ppf((1 + interval) / 2, count[:, None] - 1) * std / np.sqrt(count[:, None])
+      half = stats.t.ppf((1 + interval) / 2, count - 1) * std / np.sqrt(count)
   for name in values.columns:
     out[f"{name}_mean"], out[f"{name}_std"] = mean[name].to_numpy(), std[name].to_numpy()
     if interval is not None:
@@ -608,7 +609,7 @@ def _group_statistics(values: pd.DataFrame, group: np.ndarray, failed: np.ndarra
 
 def _equal(column: np.ndarray, value: Any) -> np.ndarray:
   if np.issubdtype(column.dtype, np.floating) and isinstance(value, numbers.Real):
-    return np.isclose(column, value, rtol=1e-6, atol=0.0)
+    return np.isclose(column, float(value), rtol=1e-6, atol=0.0)
   return column == value
 
 

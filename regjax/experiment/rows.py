@@ -42,6 +42,7 @@ def check_seeds(seeds: Any) -> tuple[int, ...]:
     ((0, 1, 2), (7,))
   """
   if isinstance(seeds, numbers.Integral) and not isinstance(seeds, (bool, np.bool_)):
+    seeds = int(seeds)
     if not 1 <= seeds <= 2**32:
       # Suggest the one-seed list only where it is itself valid (`seeds=[-1]` is not).
       hint = (f"; pass a list such as `seeds=[{seeds}]` for that one seed" if seeds == 0
@@ -57,7 +58,7 @@ def check_seeds(seeds: Any) -> tuple[int, ...]:
   for seed in seeds:
     if not isinstance(seed, numbers.Integral) or isinstance(seed, (bool, np.bool_)):
       raise TypeError(f"`seeds` must hold ints, got {seed!r}.")
-    if not 0 <= seed < 2**32:
+    if not 0 <= int(seed) < 2**32:
       raise ValueError(f"`seeds` must hold ints in [0, 2**32), got {seed}.")
   if len(set(seeds)) != len(seeds):
     raise ValueError(f"`seeds` must be distinct, got {seeds}.")

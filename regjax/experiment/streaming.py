@@ -52,6 +52,9 @@ def is_stream(train: Any) -> bool:
   return callable(train) or isinstance(train, Iterable)
 
 
+_UNREAD = object()
+
+
 class BatchStream:
   """A source of host batches, re-iterable or one-shot, whose first batch can be peeked.
 
@@ -64,7 +67,8 @@ class BatchStream:
     self._source = source
     self.one_shot = (not callable(source) and isinstance(source, Iterator)
                      and iter(source) is source)
-    self._peeked: list[Any] = []
+    self._first: Any = _UNREAD
+    self._pending: list[Any] = []  # a peeked batch of a one-shot source, not yet passed on
     self._read = False
 
   def _fresh(self) -> Iterator[Any]:
@@ -85,16 +89,23 @@ class BatchStream:
           "function returning it instead, e.g. `train=lambda: loader()`, so that every pass "
           "can start over.")
     self._read = True
-    return itertools.chain(self._peeked, self._source)
+    return self._one_pass()
+
+  def _one_pass(self) -> Iterator[Any]:
+    pending, self._pending = self._pending, []
+    for batch in itertools.chain(pending, self._source):
+      if self._first is _UNREAD:
+        self._first = batch
+      yield batch
 
   def first(self) -> Any:
     """The first batch, without using up a one-shot iterator."""
-    if not self.one_shot:
-      batch = next(self._fresh(), None)
-    else:
-      if not self._peeked and not self._read:
-        self._peeked = list(itertools.islice(self._source, 1))
-      batch = self._peeked[0] if self._peeked else None
-    if batch is None:
+    if self._first is _UNREAD:
+      if not self.one_shot:
+        self._first = next(self._fresh(), None)
+      else:
+        self._first = next(self._source, None)
+        self._pending.append(self._first)
+    if self._first is None:
       raise ValueError("`train` yielded no batch.")
-    return batch
+    return self._first

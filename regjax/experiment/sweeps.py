@@ -47,7 +47,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import jax
 from jax.sharding import Mesh
@@ -169,8 +169,8 @@ def sweep(
   points = as_grid(grid)
   plan = _rows.plan_rows(points.names, points.points, seeds, mesh)
   if segmented:
-    _check_points(fn, points)
-  first = fn.host_batches() if segmented else None
+    _check_points(cast(_loop.SegmentedRun, fn), points)
+  first = cast(_loop.SegmentedRun, fn).host_batches() if segmented else None
   lengths = _segment_lengths(fn, segmented, checkpoint, segments, first is not None,
                              between is not None)
   store, signature = None, None

@@ -247,9 +247,9 @@ class Trainer:
     """A fresh run: the model initialised from ``key``, the optimizer's state, step 0."""
     hparams = _Axes(hparams)
     init_key, data_key = jax.random.split(key)
-    _, params, _, model_state = nnx.split(
-        self.model(nnx.Rngs(init_key, params=init_key)), nnx.Param, nnx.RngState, ...)
-    params, model_state = nnx.to_pure_dict(params), nnx.to_pure_dict(model_state)
+    _, *states = nnx.split(self.model(nnx.Rngs(init_key, params=init_key)), nnx.Param,
+                           nnx.RngState, ...)
+    params, model_state = nnx.to_pure_dict(states[0]), nnx.to_pure_dict(states[2])
     _checks.check_float_params("params", params)
     state = TrainState(
         step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
