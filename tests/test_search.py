@@ -37,9 +37,8 @@ def _search(trainer, directory):
                                segments=2, seeds=2, checkpoint=directory, progress=False)
 
 
-@pytest.fixture(scope="module")
-def searched(tmp_path_factory):
-  directory = tmp_path_factory.mktemp("search")
+def _counted_search(trainer, directory):
+  """The search, with the number of XLA compilations before each hook call and in all."""
   compiles: list[str] = []
   at_hook: list[int] = []
 
@@ -55,53 +54,46 @@ def searched(tmp_path_factory):
     return call(self, event)
 
   search._Driver.__call__ = counted
-  trainer = _trainer()
   try:
     result = _search(trainer, directory)
   finally:
     search._Driver.__call__ = call
     jax.monitoring.clear_event_listeners()
-  return trainer, directory, result, compiles, at_hook
+  return result, len(compiles), at_hook
 
 
-def test_the_search_compiles_once_and_reports_full_runs(searched):
-  _, _, result, compiles, at_hook = searched
+def test_a_search_compiles_once_reports_ordinary_runs_and_resumes_to_the_same_result(tmp_path):
+  # One search serves three checks: compiling dominates on CPU.
+  trainer, directory = _trainer(), tmp_path / "search"
+  result, compiles, at_hook = _counted_search(trainer, directory)
+
+  # 1. One compile for the whole search: nothing compiles after the first segment.
   assert len(at_hook) == 7  # the hook runs between the 8 rounds
-  assert at_hook[0] > 0 and at_hook[-1] == at_hook[0] == len(compiles)  # nothing after
+  assert at_hook[0] > 0 and at_hook == [compiles] * 7
   table = result.search.table()
-  refilled = table["round"] > 0
-  assert refilled.any() and (table["status"] == "stopped").any()
-  complete = table["status"] == "complete"
-  assert len(result) == 2 * complete.sum()  # every completed point, on both seeds
+  assert (table["round"] > 0).any() and (table["status"] == "stopped").any()
+  assert len(result) == 2 * (table["status"] == "complete").sum()  # both seeds of each
   assert result.model_steps == 8 * 6 * 20  # rounds x rows x segment steps
   assert result.curves["validation_accuracy"].shape == (len(result), 4)
-  best = result.search.best()
-  assert best["status"] == "complete"
+  assert result.search.best()["status"] == "complete"
 
-
-def test_a_refilled_row_equals_the_same_point_run_alone_by_sweep(searched):
-  trainer, _, result, _, _ = searched
-  table = result.table
-  late = table[table["round"] > 0]
+  # 2. A refilled row is the same λ and seed run alone by `sweep`.
+  late = result.table[result.table["round"] > 0]
   lams = np.unique(late["lam"].to_numpy())[:2]
   alone = regjax.sweep(trainer, regjax.zip_grid(lam=lams), seeds=[0, 1], progress=False)
   for lam in lams:
-    ours = late[np.isclose(late["lam"], lam, rtol=0, atol=0)].sort_values("seed")
-    theirs = alone.table[np.isclose(alone.table["lam"], lam, rtol=0, atol=0)].sort_values("seed")
+    ours = late[late["lam"] == lam].sort_values("seed")
+    theirs = alone.table[alone.table["lam"] == lam].sort_values("seed")
     assert len(ours) == len(theirs) == 2
     for name in SCALARS:
       np.testing.assert_allclose(ours[name].to_numpy(), theirs[name].to_numpy(), rtol=1e-6,
                                  atol=1e-7, err_msg=name)
 
-
-def test_a_search_resumed_mid_way_returns_the_same_result(searched, tmp_path):
-  trainer, directory, result, _, _ = searched
-  copy = tmp_path / "copy"
-  shutil.copytree(directory, copy)
-  for segment in range(5, 9):  # back to the state after round 4
-    shutil.rmtree(copy / "chunk_0000" / f"segment_{segment:04d}")
-    (copy / "adaptive" / f"round_{segment:04d}.json").unlink(missing_ok=True)
-  resumed = _search(trainer, copy)
+  # 3. Resumed after round 4 (later saves removed), it returns the same result.
+  for segment in range(5, 9):
+    shutil.rmtree(directory / "chunk_0000" / f"segment_{segment:04d}")
+    (directory / "adaptive" / f"round_{segment:04d}.json").unlink(missing_ok=True)
+  resumed = _search(trainer, directory)
   assert resumed.table.equals(result.table)
   for name in result.curves.data_vars:
     np.testing.assert_array_equal(resumed.curves[name].values, result.curves[name].values)
