@@ -75,7 +75,8 @@ def test_curves_chunk_and_resume_like_the_rest_of_the_row(tmp_path):
   rows = whole.curves["validation_accuracy"].values.reshape(3, 2, 4)
   # The same through xarray: the rows unstacked into a (lam, seed, step) cube.
   cube = whole.curves.set_index(row=["lam", "seed"]).unstack("row")
-  np.testing.assert_allclose(cube["validation_accuracy"].mean("seed"), rows.mean(1))
+  np.testing.assert_allclose(cube["validation_accuracy"].mean("seed").transpose("lam", "step"),
+                             rows.mean(1))
   np.testing.assert_allclose(means.curves["validation_accuracy_mean"], rows.mean(1))
   np.testing.assert_allclose(means.curves["validation_accuracy_std"], rows.std(1, ddof=1))
 
