@@ -176,6 +176,18 @@ def spread(values: Any) -> str:
           f"n={values.size}]")
 
 
+def t_interval(values: Any, sign: str = "+") -> str:
+  """``mean [low, high]``: the mean and its 95% Student-t interval over the samples."""
+  from scipy import stats
+
+  values = np.asarray(values, np.float64)
+  mean = values.mean()
+  if values.size < 2:
+    return f"{mean:{sign}.4f} [n=1, no interval]"
+  half = stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
+  return f"{mean:{sign}.4f} [{mean - half:{sign}.4f}, {mean + half:{sign}.4f}]"
+
+
 def ratio_line(what: str, values: Any) -> float:
   """Prints ``ratio <what>: ...`` for per-round ratios and returns their median."""
   values = np.asarray(values, dtype=float)

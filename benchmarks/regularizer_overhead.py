@@ -283,8 +283,6 @@ def vmap_section(rows: int, steps: int, repeats: int, machine: str, quick: bool,
 def quality(kinds: tuple[str, ...], everys: tuple[int, ...], seeds: int, steps: int,
             strength: float) -> None:
   """Test accuracy and orthogonality error after training, lazy against every=1."""
-  from scipy import stats
-
   train, test = regjax.data.digits()
 
   def model(rngs):
@@ -311,11 +309,6 @@ def quality(kinds: tuple[str, ...], everys: tuple[int, ...], seeds: int, steps: 
     keys = jax.random.split(jax.random.key(0), seeds)
     return jax.tree.map(np.asarray, jax.jit(jax.vmap(one))(keys))
 
-  def interval(values):
-    values = np.asarray(values, np.float64)
-    half = stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
-    return f"{values.mean():+.4f} [{values.mean() - half:+.4f}, {values.mean() + half:+.4f}]"
-
   print(f"-- what lazy orthogonality costs: digits MLP, adam {LEARNING_RATE}, strength "
         f"{strength}, {steps} steps at batch 128, {seeds} seeds (the same for every row); "
         "orthogonality error = RMS of Gram − I, averaged over the 3 kernels")
@@ -330,8 +323,8 @@ def quality(kinds: tuple[str, ...], everys: tuple[int, ...], seeds: int, steps: 
               f"orthogonality error {result['error'].mean():.4f}")
       if every != 1:
         line += (f"; paired vs every=1 (95% t): accuracy "
-                 f"{interval(result['accuracy'] - base['accuracy'])}, error "
-                 f"{interval(result['error'] - base['error'])}")
+                 f"{_common.t_interval(result['accuracy'] - base['accuracy'])}, error "
+                 f"{_common.t_interval(result['error'] - base['error'])}")
       print(line, flush=True)
   print(flush=True)
 

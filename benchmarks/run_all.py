@@ -16,7 +16,7 @@ import time
 
 BENCHMARKS = (
     "sweep_throughput", "regularizer_overhead", "lasso_path", "sharded_scaling", "prox_metric",
-    "streamed_data", "curve_overhead", "compacted_widths",
+    "streamed_data", "curve_overhead", "compacted_widths", "adaptive_sweep",
 )
 
 

@@ -124,3 +124,20 @@ def test_prox_metric_prints_its_ratios():
 def test_compacted_widths_prints_its_ratios():
   found = ratios(run_quick("compacted_widths"))
   assert {"time 56-56/64-64", "time 55-53/64-64", "time 32-32/64-64"} <= set(found)
+
+
+def test_adaptive_sweep_prints_its_figures():
+  # Optuna is in the `dev` extra, so CI runs this test: it is not skipped without Optuna.
+  output = run_quick("adaptive_sweep")
+  found = ratios(output)
+  for objective in ("accuracy", "sparsest"):
+    assert f"-- digits, objective {objective}: 2 repetitions" in output
+    assert output.count("paired optuna - grid test_accuracy") == 2
+  assert "policy time per refill / segment time digits" in found
+  assert output.count("paired adaptive - grid test_accuracy") == 2
+  assert "refill host time / segment time digits sparsest" in found
+  goals = targets(output)
+  assert "adaptive choice inside the grid's 95% interval, zero_weights, <= 1/4 model·steps, " \
+         "digits sparsest" in goals
+  # Optuna's trials reuse one compiled initialization and one compiled segment program.
+  assert "jit cache entries after all trials 2 " in output, output

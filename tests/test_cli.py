@@ -1,6 +1,7 @@
 """The main job end to end at a tiny size, and the command line behaving like one."""
 
 import csv
+import re
 import subprocess
 import sys
 
@@ -115,3 +116,19 @@ def test_seeds_mean_a_count_or_a_list_as_in_the_api():
   assert cli.parse_args(["sweep", "--seeds", "3"]).seeds == 3
   assert cli.parse_args(["sweep", "--seeds", "3,"]).seeds == [3]
   assert cli.parse_args(["sweep", "--seeds", "0,7"]).seeds == [0, 7]
+
+
+def test_adaptive_searches_and_writes_the_completed_runs(tmp_path):
+  argv = ["sweep", "--adaptive", "--methods", "prox_l1", "--steps", "20", "--segments", "2",
+          "--rounds", "4", "--slots", "2", "--seeds", "1", "--width", "8", "--grid", "-4:-1:2",
+          "--no-progress", "--out", str(tmp_path)]
+  completed = subprocess.run([sys.executable, "-m", "regjax", *argv], capture_output=True,
+                             text=True, timeout=600, check=True)
+  assert "prox_l1: adaptive choice λ = " in completed.stdout
+  tried = re.search(r"(\d+) λ tried, ([\d,]+) model·steps", completed.stdout)
+  assert tried and int(tried[1]) >= 2 and tried[2] == "80"  # 4 rounds x 2 rows x 10 steps
+  rows = _csv(tmp_path / "rows.csv")
+  header, body = rows[0], rows[1:]
+  assert "round" in header and "validation_accuracy" in header
+  lams = [float(row[header.index("lam")]) for row in body]
+  assert len(body) >= 2 and all(1e-4 <= lam <= 1e-1 for lam in lams)

@@ -7,7 +7,8 @@ Flax NNX model and an optimizer built from the hyperparameters into a segmented 
 :class:`SweepResult` holds the rows as a pandas table and the curves as an xarray
 Dataset (:mod:`results`, :mod:`curves`); :mod:`streaming` reads host batches;
 :mod:`checkpoint` saves and resumes with Orbax; :mod:`data` holds the embedded digits;
-:mod:`cli` is ``regjax sweep``.
+:mod:`cli` is ``regjax sweep``; :mod:`adaptive` is the host-side policy of an adaptive
+λ search (spaces, objectives, refills) and :func:`adaptive_sweep` runs it on the loop.
 
 Names load on first use: a sweep of a plain JAX function imports neither flax (the
 Trainer's) nor orbax (the checkpoints').
@@ -31,6 +32,8 @@ __all__ = [
     "SweepResult",
     "TrainState",
     "Trainer",
+    "adaptive",
+    "adaptive_sweep",
     "checkpoint",
     "concat_results",
     "curves",
@@ -43,6 +46,7 @@ __all__ = [
     "progress_callback",
     "results",
     "rows",
+    "search",
     "streaming",
     "sweep",
     "sweeps",
@@ -59,6 +63,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SweepResult": ("regjax.experiment.results", "SweepResult"),
     "TrainState": ("regjax.experiment.trainer", "TrainState"),
     "Trainer": ("regjax.experiment.trainer", "Trainer"),
+    "adaptive_sweep": ("regjax.experiment.search", "adaptive_sweep"),
     "concat_results": ("regjax.experiment.results", "concat"),
     "grid": ("regjax.experiment.grids", "grid"),
     "load_result": ("regjax.experiment.results", "load"),
@@ -66,8 +71,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "sweep": ("regjax.experiment.sweeps", "sweep"),
     "zip_grid": ("regjax.experiment.grids", "zip_grid"),
     **{name: (f"regjax.experiment.{name}", None) for name in (
-        "checkpoint", "curves", "data", "grids", "loop", "progress", "results", "rows",
-        "streaming", "sweeps", "trainer")},
+        "adaptive", "checkpoint", "curves", "data", "grids", "loop", "progress", "results",
+        "rows", "search", "streaming", "sweeps", "trainer")},
 }
 
 

@@ -227,6 +227,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "error names the one that differs), bit-identical to an "
                         "uninterrupted run")
   run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+  search = run.add_argument_group(
+      "adaptive search (regjax.adaptive_sweep)",
+      "With --adaptive, each method searches λ log-uniformly between --grid's LOW and HIGH "
+      "(N is not used) instead of training a grid: --slots λ values (each on every seed) "
+      "train at once, and after each segment the worst are stopped and replaced by new λ "
+      "refined around the best; every reported λ is a full run. The choice reads a "
+      "validation split (20%% of the training digits, stratified, seed 0), which then "
+      "leaves the training set.")
+  search.add_argument("--adaptive", action="store_true", help="search instead of a grid")
+  search.add_argument("--slots", type=_positive, default=4, help="λ values trained at once")
+  search.add_argument("--rounds", type=_positive, default=None,
+                      help="segments the search runs (default: 4 x --segments, the cost of "
+                           "4 x --slots full runs)")
+  search.add_argument("--objective", choices=("sparsest", "accuracy"), default="sparsest",
+                      help="sparsest: most exact zeros within 1 point of the best validation "
+                           "accuracy; accuracy: best validation accuracy")
   return parser
 
 
@@ -240,17 +256,52 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                  "examples of the digits")
   if args.segments > args.steps:
     parser.error(f"argument --segments: {args.segments} exceeds --steps {args.steps}")
+  if args.adaptive and args.steps % args.segments:
+    parser.error(f"argument --segments: {args.segments} must divide --steps {args.steps} for "
+                 "--adaptive (its runs restart at segment boundaries)")
+  if args.rounds is None:
+    args.rounds = 4 * args.segments
+  if args.adaptive and args.rounds < args.segments:
+    parser.error(f"argument --rounds: {args.rounds} is fewer than --segments {args.segments}: "
+                 "no run could complete")
   return args
 
 
 def _trainer(method: Method, args: argparse.Namespace) -> regjax_nnx.Trainer:
   hidden = (args.width,) * args.depth
+  train, validation = data.load_digits("train"), None
+  if getattr(args, "adaptive", False):
+    train, validation = data.from_arrays(np.asarray(train.inputs), np.asarray(train.labels),
+                                         test_fraction=0.2, seed=0)
   return regjax_nnx.Trainer(
       model=lambda rngs: models.MLP(64, hidden, 10, rngs=rngs),
       optimizer=method.optimizer(args.learning_rate),
-      train=data.load_digits("train"), test=data.load_digits("test"),
+      train=train, test=data.load_digits("test"), validation=validation,
       steps=args.steps, batch_size=args.batch_size, loss_penalty=method.loss_penalty,
       eval_every=_eval_every(args.steps, args.segments))
+
+
+def _search(name: str, method: Method, args: argparse.Namespace,
+            settings: dict[str, Any]) -> _results.SweepResult:
+  """One method's adaptive λ search (``--adaptive``); prints its choice."""
+  from regjax.experiment import adaptive, search
+
+  low, high, _ = args.grid or (*method.log10_range, 12)
+  objective = (adaptive.MaximizeWithin("zero_weights", "validation_accuracy", 0.01)
+               if args.objective == "sparsest" else adaptive.Maximize("validation_accuracy"))
+  result = search.adaptive_sweep(
+      _trainer(method, args), adaptive.Space(lam=adaptive.LogUniform(10**low, 10**high)),
+      objective=objective, slots=args.slots, rounds=args.rounds, segments=args.segments,
+      seeds=args.seeds, checkpoint=args.out / "checkpoints" / name, resume=args.resume,
+      progress=not args.no_progress)
+  best = result.search.best()  # type: ignore[attr-defined]
+  print(f"{name}: adaptive choice λ = {best['lam']:.4g} ({args.objective}): validation "
+        f"accuracy {best['validation_accuracy']:.4f}, test accuracy "
+        f"{best['test_accuracy']:.4f}, zero weights {best['zero_weights']:.1%}; "
+        f"{len(result.search.table()['status'])} λ tried, "  # type: ignore[attr-defined]
+        f"{result.model_steps:,} model·steps")  # type: ignore[attr-defined]
+  del settings  # the search's own configuration enters its checkpoint signature
+  return result
 
 
 def _eval_every(steps: int, segments: int) -> int:
@@ -270,10 +321,13 @@ def run_sweep(args: argparse.Namespace) -> _results.SweepResult:
     grid = _grid(lam=np.logspace(low, high, count))
     settings = {"method": name, "learning_rate": args.learning_rate, "width": args.width,
                 "depth": args.depth}
-    result = _sweep.sweep(
-        _trainer(method, args), grid, seeds=args.seeds, settings=settings,
-        checkpoint=args.out / "checkpoints" / name, segments=args.segments,
-        resume=args.resume, progress=not args.no_progress, desc=name)
+    if getattr(args, "adaptive", False):
+      result = _search(name, method, args, settings)
+    else:
+      result = _sweep.sweep(
+          _trainer(method, args), grid, seeds=args.seeds, settings=settings,
+          checkpoint=args.out / "checkpoints" / name, segments=args.segments,
+          resume=args.resume, progress=not args.no_progress, desc=name)
     columns = {column: result[column] for column in result.columns}
     columns["seconds"] = np.full(len(result), result.wall_time)
     results[name] = _results.SweepResult(columns, hparams=result.hparams,
