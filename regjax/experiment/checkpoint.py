@@ -68,6 +68,7 @@ from regjax.experiment.results import SweepResult
 __all__ = ["SIGNATURE", "CheckpointError", "Store", "load", "resumable_sweep", "save"]
 
 SIGNATURE = "sweep.json"
+"""The file, beside the checkpoints, that records every setting of the run (a resume must match)."""
 _SEGMENT = re.compile(r"segment_(\d{4})")
 
 

@@ -68,6 +68,8 @@ METHODS = {
             optax.adam(lr),
             transforms.proximal(prox.group_l2, h["lam"], lr, mask=regjax_nnx.hidden_kernels))),
 }
+"""The methods of ``regjax sweep``: name -> :class:`Method` (description, λ range in
+log10, optimizer factory of the learning rate)."""
 # What every column of the printed table, sweep.csv and rows.csv holds (`--help` shows it).
 COLUMNS = {
     "sweep.csv and the printed table (one row per method and λ, mean over seeds)": {
@@ -93,6 +95,8 @@ COLUMNS = {
         "failed": "the row failed (a non-finite metric or failed_step >= 0)",
     },
 }
+"""What every column of the printed table, ``sweep.csv`` and ``rows.csv`` holds: file ->
+{column: description}; ``regjax sweep --help`` prints it."""
 # Summary columns: (column of `mean_over_seeds()`, printed name, scale).
 SUMMARY = (
     ("lam", "lambda", 1.0),

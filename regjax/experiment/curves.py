@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 __all__ = ["ROW", "STEP", "best_step", "check", "mean_over_groups", "plot", "plot_table",
            "stack"]
 
-ROW, STEP = "row", "step"
+ROW = "row"
+"""The dimension of the curves (:attr:`regjax.SweepResult.curves`) along the table's rows."""
+STEP = "step"
+"""The dimension along the evaluations of a curve (its coordinate is the step count)."""
 
 
 def check(curves: Mapping[str, Any], rows: int) -> dict[str, np.ndarray]:

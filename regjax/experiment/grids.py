@@ -32,6 +32,7 @@ __all__ = ["RESERVED", "Grid", "as_grid", "grid", "zip_grid"]
 
 # Column names of a sweep's table that no grid axis may take.
 RESERVED = ("seed", "failed", "n_seeds", "n_failed")
+"""Column names a grid axis or a metric may not take: the result table uses them."""
 
 
 class Grid:

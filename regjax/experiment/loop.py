@@ -152,7 +152,7 @@ class Refill:
   """Rows to restart from a fresh ``init`` with new hyperparameters and seeds.
 
   Attributes:
-    positions: positions in the chunk (indices into :attr:`SegmentEnd.rows`).
+    positions: positions in the chunk (indices into ``SegmentEnd.rows``).
     hparams: axis -> one new value per position (every grid axis).
     seeds: one new seed per position, in ``[0, 2**32)``.
   """

@@ -68,6 +68,7 @@ __all__ = ["CURVE_PREFIX", "RESERVED", "SweepResult", "concat", "load"]
 # A metric of `fn` named "curves/<name>" is a curve `<name>` (see `regjax.sweep`); the
 # same prefix names the curves in a saved file, beside the table's columns.
 CURVE_PREFIX = "curves/"
+"""A metric named ``"curves/<name>"`` is a 1-D curve per row, kept in the curves, not the table."""
 ROW, STEP = _curves.ROW, _curves.STEP
 _META = "regjax"  # the attribute of a saved Dataset that holds the metadata, as JSON
 _FORMAT_VERSION = 2
@@ -147,7 +148,7 @@ def _as_curves(curves: Any, table: pd.DataFrame, hparams: Sequence[str]) -> xarr
 
 
 class SweepResult:
-  """The rows of a sweep: :attr:`table` (pandas) and :attr:`curves` (xarray), plus metadata.
+  """The rows of a sweep: a pandas table and xarray curves, plus metadata.
 
   Args:
     columns: mapping name -> 1-D array (all of one length), or a ``pandas.DataFrame``;
@@ -205,7 +206,7 @@ class SweepResult:
   def curves(self) -> xarray.Dataset:
     """Metrics recorded during training: an ``xarray.Dataset``, dims ``("row", "step")``.
 
-    Row ``i`` is row ``i`` of :attr:`table`; the hparams and ``seed`` are coordinates
+    Row ``i`` is row ``i`` of :attr:`~SweepResult.table`; the hparams and ``seed`` are coordinates
     along ``row``, the evaluation steps the coordinate ``step``. Empty without curves.
     """
     return self._curves.copy(deep=True)
@@ -546,7 +547,7 @@ class SweepResult:
     first). Needs matplotlib (the ``plots`` extra); no pyplot state is used.
 
     Args:
-      metric: a curve name (see :attr:`curves`).
+      metric: a curve name (see :attr:`~SweepResult.curves`).
       by: the column whose values make the lines; None draws one line.
       ax: a matplotlib Axes to draw on; None makes a new Figure.
       path: if given, the figure is saved there.
