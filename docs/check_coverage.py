@@ -37,8 +37,6 @@ import apigen  # noqa: E402
 # gets its docstring, so that this list only shrinks; it is empty once i19-api is merged.
 PENDING_DOCSTRINGS = {
     "regjax.transforms.ProxFn",
-    "regjax.experiment.cli.build_parser",
-    "regjax.experiment.cli.main",
 }
 
 

@@ -19,9 +19,7 @@ arguments accept.
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from regjax import _lazy, masks, metrics, optimizers, penalties, prox, transforms, typing
 from regjax.masks import by_path, per_layer
@@ -43,6 +41,7 @@ if TYPE_CHECKING:
   from regjax.experiment.progress import progress_callback
   from regjax.experiment.results import SweepResult
   from regjax.experiment.results import concat as concat_results
+  from regjax.experiment.search import adaptive_sweep
   from regjax.experiment.sweeps import sweep
   from regjax.experiment.trainer import Trainer
   from regjax.nn import gates, models, pooling, pruning, stochastic
@@ -83,16 +82,7 @@ _DEPRECATED: dict[str, tuple[str, str, str]] = {
         "regjax.prox_adam(learning_rate, strength, prox_fn, ...)"),
 }
 
-_lazy_getattr, __dir__ = _lazy.attach("regjax", _LAZY, globals())
-
-
-def __getattr__(name: str) -> Any:
-  if name in _DEPRECATED:
-    module_name, attribute, instead = _DEPRECATED[name]
-    warnings.warn(f"regjax.{name} is deprecated: use {instead} instead.", DeprecationWarning,
-                  stacklevel=2)
-    return getattr(importlib.import_module(module_name), attribute)
-  return _lazy_getattr(name)
+__getattr__, __dir__ = _lazy.attach("regjax", _LAZY, globals(), _DEPRECATED)
 
 
 __all__ = [

@@ -49,19 +49,6 @@ PENDING = frozenset({
     "regjax._orthogonality",
     "regjax._proxgen",
     "regjax._transform_base",
-    "regjax.experiment",
-    "regjax.experiment.checkpoint",
-    "regjax.experiment.cli",
-    "regjax.experiment.curves",
-    "regjax.experiment.data",
-    "regjax.experiment.grids",
-    "regjax.experiment.loop",
-    "regjax.experiment.progress",
-    "regjax.experiment.results",
-    "regjax.experiment.rows",
-    "regjax.experiment.streaming",
-    "regjax.experiment.sweeps",
-    "regjax.experiment.trainer",
     "regjax.masks",
     "regjax.metrics",
     "regjax.optimizers",
@@ -419,10 +406,30 @@ def test_deprecated_name_warns_on_access_and_is_not_offered():
     from regjax import preconditioned_proximal  # noqa: F401
 
 
-def test_type_checking_imports_are_the_lazy_and_deprecated_names():
-  # `if TYPE_CHECKING:` in regjax/__init__.py must import exactly what __getattr__ serves,
-  # from the same place, or type checkers and IDEs see a different API than users get.
-  block = next(stmt for stmt in _tree("regjax").body
+def test_every_deprecated_name_warns_on_each_access_and_still_works():
+  # Every module's `_DEPRECATED` table (served by regjax._lazy): the name is not offered,
+  # each access warns with what to use instead, and it is the object it always was.
+  found = []
+  for module_name in public_modules():
+    module = importlib.import_module(module_name)
+    for old, (source, attribute, instead) in getattr(module, "_DEPRECATED", {}).items():
+      found.append(f"{module_name}.{old}")
+      assert old not in module.__all__ and old not in dir(module)
+      message = rf"{re.escape(module_name)}\.{old} is deprecated: use {re.escape(instead)}"
+      for _ in range(2):  # never cached in the module, so every access warns
+        with pytest.warns(DeprecationWarning, match=message):
+          value = getattr(module, old)
+      assert old not in vars(module)
+      assert value is getattr(importlib.import_module(source), attribute)
+  assert {"regjax.preconditioned_proximal",
+          "regjax.experiment.checkpoint.resumable_sweep"} <= set(found)
+
+
+@pytest.mark.parametrize("package", ["regjax", "regjax.experiment"])
+def test_type_checking_imports_are_the_lazy_and_deprecated_names(package):
+  # `if TYPE_CHECKING:` in the package's __init__.py must import exactly what __getattr__
+  # serves, from the same place, or type checkers and IDEs see a different API than users get.
+  block = next(stmt for stmt in _tree(package).body
                if isinstance(stmt, ast.If) and ast.unparse(stmt.test) == "TYPE_CHECKING")
   seen = {}
   for stmt in block.body:
@@ -431,9 +438,10 @@ def test_type_checking_imports_are_the_lazy_and_deprecated_names():
       source = f"{stmt.module}.{alias.name}"
       seen[alias.asname or alias.name] = ((source, None) if _module_path(source) is not None
                                           else (stmt.module, alias.name))
-  expected = dict(regjax._LAZY)
-  expected.update({name: (module, attribute)
-                   for name, (module, attribute, _) in regjax._DEPRECATED.items()})
+  imported = importlib.import_module(package)
+  expected = dict(imported._LAZY)
+  expected.update({name: (module, attribute) for name, (module, attribute, _)
+                   in getattr(imported, "_DEPRECATED", {}).items()})
   assert seen == expected
 
 
@@ -446,15 +454,19 @@ def _mypy(*args: str, cwd: Path = REPO) -> str:
 def test_type_checkers_see_the_lazily_loaded_names(tmp_path):
   # With only `__getattr__`, a checker types `regjax.sweep` as Any; the TYPE_CHECKING
   # imports give it the real signature. Uses the project's mypy configuration and cache.
-  names = sorted(regjax._LAZY)
+  from regjax import experiment
+
+  names = [f"regjax.{n}" for n in sorted(regjax._LAZY)]
+  names += [f"regjax.experiment.{n}" for n in sorted(experiment._LAZY)]
   snippet = tmp_path / "uses_regjax.py"
-  snippet.write_text("import regjax\n" + "".join(f"reveal_type(regjax.{n})\n" for n in names)
+  snippet.write_text("import regjax\nimport regjax.experiment\n"
+                     + "".join(f"reveal_type({n})\n" for n in names)
                      + "regjax.stochastic.dropconnect(0, 1.0, 0.5, 7)\n")
   out = _mypy(str(snippet))
   revealed = re.findall(r"uses_regjax\.py:(\d+): note: Revealed type is \"(.*)\"", out)
   assert len(revealed) == len(names), out
   for line, type_ in revealed:
-    assert type_ != "Any", f"regjax.{names[int(line) - 2]} is Any to a type checker"
+    assert type_ != "Any", f"{names[int(line) - 3]} is Any to a type checker"
   # A wrong call through a lazy name is caught (it would pass silently if it were Any).
   assert re.search(r"uses_regjax\.py:\d+: error: Too many arguments", out), out
 
