@@ -394,15 +394,18 @@ def run_sweep(args: argparse.Namespace) -> _results.SweepResult:
     CheckpointError: ``--resume`` found another run's checkpoints.
 
   Examples:
-    >>> import tempfile
-    >>> from regjax.experiment import cli
+    >>> import pathlib, tempfile
+    >>> from regjax.experiment import checkpoint, cli
+    >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> args = cli.parse_args(["sweep", "--methods", "weight_decay", "--grid", "-3:-2:2",
-    ...                        "--steps", "2", "--segments", "1", "--seeds", "1",
-    ...                        "--width", "4", "--depth", "1", "--batch-size", "8",
-    ...                        "--no-progress", "--out", tempfile.mkdtemp()])
-    >>> rows = cli.run_sweep(args)  # a tiny run: 2 steps of 2 models
-    >>> rows.columns[:4], rows["lam"].round(4).tolist()
-    (('method', 'lam', 'seed', 'train_loss'), [0.001, 0.01])
+    ...                        "--out", str(out), "--resume"])
+    >>> (out / "checkpoints" / "weight_decay" / "chunk_0000" / "segment_0001").mkdir(
+    ...     parents=True)  # another run's checkpoint, without its signature
+    >>> try:  # (with a fresh --out it trains and returns the rows, as `regjax sweep` does)
+    ...   cli.run_sweep(args)
+    ... except checkpoint.CheckpointError as error:
+    ...   print("refused before training:", str(error).split(" (")[0].split("/")[-1])
+    refused before training: sweep.json is missing or damaged
   """
   results = {}
   for name in args.methods:
