@@ -87,12 +87,13 @@ def _host_array(name: str, leaf: Any, where: str = "") -> np.ndarray:
 
 def _check_range(name: str, array: np.ndarray, low: float, high: float | None,
                  high_inclusive: bool, where: str = "", slack: float = 0.0,
-                 fix: str = "") -> None:
+                 fix: str = "", low_inclusive: bool = True) -> None:
   """Raise if ``array`` is not finite or leaves ``[low - slack, high]``."""
   if not np.all(np.isfinite(array)):
     raise ValueError(f"`{name}` must be finite, got {_show(array)}{where}.{fix}")
-  if np.any(array < low - slack):
-    raise ValueError(f"`{name}` must be >= {low}, got {_show(array)}{where}.{fix}")
+  if np.any(array < low - slack) or (not low_inclusive and np.any(array <= low)):
+    bound = f">= {low}" if low_inclusive else f"> {low}"
+    raise ValueError(f"`{name}` must be {bound}, got {_show(array)}{where}.{fix}")
   if high is not None:
     bad = array > high if high_inclusive else array >= high
     if np.any(bad):
@@ -211,7 +212,7 @@ def clean(value: Any, tolerance: float = RESIDUE) -> jax.Array:
   return jnp.where(valid, jnp.maximum(value, 0), jnp.nan)
 
 
-def nonnegative(name: str, value: Any) -> Any:
+def nonnegative(name: str, value: Any, *, positive: bool = False) -> Any:
   """A non-negative argument of a bare function (a prox operator, a penalty).
 
   Python numbers and NumPy arrays are checked on the host and returned unchanged (no
@@ -221,6 +222,7 @@ def nonnegative(name: str, value: Any) -> Any:
   Args:
     name: the argument's name, used in the message.
     value: the argument.
+    positive: require a host value to be ``> 0`` (a JAX array of zeros still passes).
 
   Returns:
     ``value`` (host values) or ``clean(value)`` (JAX arrays).
@@ -229,7 +231,7 @@ def nonnegative(name: str, value: Any) -> Any:
     if not jnp.issubdtype(value.dtype, jnp.number) or value.dtype == jnp.bool_:
       raise TypeError(f"`{name}` must be numeric, got a {value.dtype} array.")
     return clean(value)
-  _check_range(name, _host_array(name, value), 0.0, None, True)
+  _check_range(name, _host_array(name, value), 0.0, None, True, low_inclusive=not positive)
   return value
 
 
@@ -269,11 +271,6 @@ def check_float_params(name: str, tree: Any) -> None:
           f"`{name}` must hold floating-point arrays; {where} has dtype {dtype}. "
           "Cast integer parameters to float before regularizing them."
       )
-
-
-def resolve_schedule(value: Any, count: jax.Array) -> Any:
-  """Evaluate every schedule leaf of ``value`` at step ``count``; numbers pass through."""
-  return jax.tree.map(lambda v: v(count) if is_schedule(v) else v, value)
 
 
 def at_step(value: Any, tolerances: Any, count: jax.Array) -> Any:

@@ -22,8 +22,9 @@ With ``metric=d``, a positive array broadcastable to ``x`` (the diagonal of
 For the separable penalties this is the plain prox with ``strength / d``. For the group
 penalties it has no closed form: each group's secular equation is solved by a safeguarded
 Newton iteration (:mod:`regjax._secular`), and a group is exactly zero when
-:math:`\|d_g \odot x_g\|_2 \le \lambda`. ``metric`` is not checked for positivity (it is
-usually computed inside ``jit``); zero or negative entries give meaningless results.
+:math:`\|d_g \odot x_g\|_2 \le \lambda`. A ``metric`` given as a number or NumPy array
+must be positive; a JAX array (usually computed inside ``jit``) is not read, and a
+negative or NaN entry makes the result NaN (see *Bad arguments* below).
 
 Projections take neither a strength nor a metric: they return the nearest point of a set
 :math:`C` in the Euclidean norm, :math:`\arg\min_{z \in C} \|z - x\|_2`, which is what
@@ -96,14 +97,8 @@ def _metric(x: jax.Array, metric: ArrayLike | None) -> jax.Array | None:
   """``metric`` as an array of ``x``'s shape and dtype (None stays None), checked."""
   if metric is None:
     return None
-  if not isinstance(metric, (jax.Array, jax.core.Tracer)):
-    array = _checks._host_array("metric", metric)
-    if not (np.all(np.isfinite(array)) and np.all(array > 0)):
-      raise ValueError(
-          f"`metric` must be positive and finite (the diagonal of the metric), got "
-          f"{_checks._show(array)}.")
+  metric = _checks.nonnegative("metric", metric, positive=True)
   _check_shape("metric", np.shape(metric), x.shape, "x's shape")
-  metric = _checks.nonnegative("metric", metric)
   return jnp.broadcast_to(jnp.asarray(metric).astype(x.dtype), x.shape)
 
 

@@ -186,7 +186,7 @@ def test_bare_functions_apply_the_traced_rule_to_jax_arrays():
      r"`strength` .* group norms' shape \(1, 2\)"),
     (lambda: prox.max_norm(X, jnp.ones(3)), ValueError, "`max_value`"),
     (lambda: prox.l1(X, 0.1, metric=jnp.ones(5)), ValueError, "`metric`"),
-    (lambda: prox.l1(X, 0.1, metric=0.0), ValueError, "`metric` must be positive"),
+    (lambda: prox.l1(X, 0.1, metric=0.0), ValueError, r"`metric` must be > 0.0, got 0.0"),
     (lambda: prox.group_l2(X, 0.1, axis=1.5), TypeError, "`axis`"),
     (lambda: prox.group_l2(X, 0.1, axis=True), TypeError, "`axis`"),
     (lambda: prox.group_l2(X, 0.1, axis="0"), TypeError, "`axis`"),
