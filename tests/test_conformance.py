@@ -389,10 +389,10 @@ def _prox_sgd_case() -> Case:
     return {"momentum": momentum, "nesterov": momentum is not None and draw(st.booleans())}
 
   def build(strength, lr, mask_kwargs, options, injected=False):
-    if injected:
+    if injected:  # momentum static: see test_inject_hyperparams_on_mixed_dtypes_fails_as_optax
       static = ("mask",) if callable(mask_kwargs.get("mask")) else ()
-      return optax.inject_hyperparams(regjax.prox_sgd, static_args=static + ("nesterov",))(
-          lr, strength, **options, **mask_kwargs)
+      return optax.inject_hyperparams(regjax.prox_sgd, static_args=static + (
+          "nesterov", "momentum"))(lr, strength, **options, **mask_kwargs)
     return regjax.prox_sgd(lr, strength, **options, **mask_kwargs)
 
   def reference(strength, lr, mask, options):
@@ -495,9 +495,8 @@ def _prox_adam_case() -> Case:
     kwargs = dict(prox_fn=fn, decoupled=options["decoupled"], b2=options["b2"],
                   eps=options["eps"], **mask_kwargs)
     if injected:
-      # b2 and eps static: injected as float32 arrays they would turn bfloat16 moments into
-      # float32 ones (so does optax.inject_hyperparams(optax.adam)).
-      static = ("prox_fn", "decoupled", "b2", "eps") + (
+      # Adam's options static: see test_inject_hyperparams_on_mixed_dtypes_fails_as_optax.
+      static = ("prox_fn", "decoupled", "b1", "b2", "eps") + (
           ("mask",) if callable(kwargs.get("mask")) else ())
       return optax.inject_hyperparams(regjax.prox_adam, static_args=static)(
           lr, strength, **kwargs)
@@ -531,7 +530,8 @@ def _adamw_case() -> Case:
   def build(strength, lr, mask_kwargs, options, injected=False):
     factory = regjax.adamw
     if injected:
-      static = ("coupled", "b1") + (("mask",) if callable(mask_kwargs.get("mask")) else ())
+      static = ("coupled", "b1", "b2", "eps") + (
+          ("mask",) if callable(mask_kwargs.get("mask")) else ())
       factory = optax.inject_hyperparams(factory, static_args=static)
     return factory(lr, strength, b1=options["b1"], coupled=options["coupled"], **mask_kwargs)
 
@@ -721,3 +721,22 @@ def test_schedules_that_end_at_zero_match_the_reference_in_a_jitted_scan(name):
   for family, (got, want) in results.items():
     chex.assert_tree_all_finite(got)
     chex.assert_trees_all_close(got, want, rtol=2e-5, atol=2e-6, custom_message=family)
+
+
+def test_inject_hyperparams_on_mixed_dtypes_fails_as_optax():
+  # optax.inject_hyperparams casts float hyperparameters to the dtype of the first leaf;
+  # in a tree that mixes bfloat16 and float32 leaves, Adam's moments or SGD's trace then
+  # change dtype inside lax.scan. regjax's optimizers raise exactly where Optax's do (the
+  # fuzzer keeps those options static for that reason), and work on one dtype.
+  mixed = {"a": jnp.ones(3, jnp.bfloat16), "w": jnp.ones((2, 3))}
+  pairs = [(optax.inject_hyperparams(regjax.prox_adam)(0.1, 0.0),
+            optax.inject_hyperparams(optax.adam)(0.1)),
+           (optax.inject_hyperparams(regjax.prox_sgd, static_args=("nesterov",))(
+               0.1, 0.0, momentum=0.5), optax.inject_hyperparams(optax.sgd)(0.1, momentum=0.5)),
+           (optax.inject_hyperparams(regjax.adamw)(0.1, 0.0),
+            optax.inject_hyperparams(optax.adamw)(0.1, weight_decay=0.0))]
+  for ours, theirs in pairs:
+    for tx in (ours, theirs):
+      with pytest.raises(TypeError, match="carry input and carry output must have equal types"):
+        jax.eval_shape(functools.partial(_train, tx), mixed)
+    jax.eval_shape(functools.partial(_train, ours), {"a": mixed["a"]})  # one dtype: fine
