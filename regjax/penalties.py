@@ -264,6 +264,13 @@ def power_iteration(
   Returns:
     ``(sigma, v)``: the estimate :math:`|v^\top A v|` of :math:`\sigma_{\max}(A)` and the
     unit vector after the iterations.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> a = jnp.array([[3.0, 0.0], [0.0, 0.0]])
+    >>> sigma, v = power_iteration(a, jnp.array([1.0, 0.5]), num_iterations=20)
+    >>> float(sigma), v
+    (3.0, Array([1., 0.], dtype=float32))
   """
   matrix = jnp.asarray(matrix)
   if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
@@ -307,6 +314,12 @@ def spectral_vector(
 
   Returns:
     The unit vector after the iterations, in the Gram's dtype (float32 or wider).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> w = jnp.array([[2.0, 0.0], [0.0, 1.0]])  # WᵀW − I = diag(3, 0)
+    >>> spectral_vector(w, jnp.array([1.0, 0.5]), num_iterations=20)
+    Array([1., 0.], dtype=float32)
   """
   matrix, side = _working_matrix(jax.lax.stop_gradient(x), mode)
   size = matrix.shape[1] if side == "columns" else matrix.shape[0]
@@ -338,6 +351,11 @@ def spectral_orthogonality(
 
   Returns:
     A scalar.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> float(spectral_orthogonality(jnp.array([[2.0, 0.0], [0.0, 1.0]])))  # σmax(diag(3, 0))
+    3.0
 
   References:
     Bansal, Chen & Wang, NeurIPS 2018 (SRIP).

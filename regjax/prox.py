@@ -187,6 +187,11 @@ def l2_squared(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = Non
 
   Returns:
     An array like ``x``; never exactly zero unless ``x`` is.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> l2_squared(jnp.array([3.0, -1.5]), 0.25)  # divided by 1 + 2 · 0.25
+    Array([ 2., -1.], dtype=float32)
   """
   x = _as_float(x)
   return x / (1 + 2 * _threshold(x, strength, metric))
@@ -212,6 +217,11 @@ def elastic_net(
   Returns:
     An array like ``x``, exactly zero where :math:`|x| \le \lambda/d` and shrunk toward
     zero elsewhere.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> elastic_net(jnp.array([3.0, 0.5]), 1.0, l2_weight=0.5)  # soft threshold, then / 2
+    Array([1., 0.], dtype=float32)
 
   References:
     Zou & Hastie, "Regularization and variable selection via the elastic net", 2005.
@@ -370,6 +380,12 @@ def sparse_group(
   Returns:
     An array like ``x``, zero within groups and as whole groups.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> x = jnp.array([[5.5], [0.5]])  # one unit: soft threshold 0.5, then the group prox
+    >>> sparse_group(x, 2.5, l1_weight=0.2).ravel()  # [5, 0] shrunk by 1 - 2.5/5
+    Array([2.5, 0. ], dtype=float32)
+
   References:
     Simon, Friedman, Hastie & Tibshirani, "A sparse-group lasso", 2013.
   """
@@ -397,6 +413,11 @@ def l0(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> ja
   Returns:
     An array like ``x`` whose every entry is either that of ``x``, unshrunk, or exactly 0.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> l0(jnp.array([1.5, -0.9, 0.2]), 0.5)  # kept where |x| > sqrt(2 · 0.5) = 1
+    Array([1.5, 0. , 0. ], dtype=float32)
+
   References:
     Blumensath & Davies, "Iterative thresholding for sparse approximations", 2008.
   """
@@ -418,6 +439,11 @@ def nonneg_l1(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None
 
   Returns:
     A non-negative array like ``x``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> nonneg_l1(jnp.array([2.0, -1.0, 0.5]), 0.5)
+    Array([1.5, 0. , 0. ], dtype=float32)
   """
   x = _as_float(x)
   return jnp.maximum(x - _threshold(x, strength, metric), 0)
@@ -438,6 +464,11 @@ def max_norm(x: ArrayLike, max_value: ArrayLike, axis: Axis = None) -> jax.Array
 
   Returns:
     An array like ``x`` whose groups have norm at most ``max_value``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> max_norm(jnp.array([[3.0], [4.0]]), 2.5).ravel()  # norm 5 scaled to 2.5
+    Array([1.5, 2. ], dtype=float32)
 
   References:
     Srebro & Shraibman, "Rank, trace-norm and max-norm", 2005; used per unit with dropout
@@ -462,6 +493,12 @@ def unit_norm(x: ArrayLike, axis: Axis = None) -> jax.Array:
 
   Returns:
     An array like ``x`` whose nonzero groups have unit norm.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> unit_norm(jnp.array([[3.0, 0.0], [4.0, 0.0]]))  # a zero unit stays zero
+    Array([[0.6, 0. ],
+           [0.8, 0. ]], dtype=float32)
   """
   x = _as_float(x)
   norm, safe_norm = _group_norm(x, _group_axes(x, axis))
@@ -573,6 +610,12 @@ def orthonormal(x: ArrayLike, method: str = "polar") -> jax.Array:
 
   Returns:
     An array of the shape and dtype of ``x``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> orthonormal(jnp.array([[2.0, 0.0], [0.0, 3.0]]))  # the polar factor
+    Array([[1., 0.],
+           [0., 1.]], dtype=float32)
 
   References:
     Absil, Mahony & Sepulchre, "Optimization Algorithms on Matrix Manifolds", 2008, §4.1.
