@@ -133,7 +133,7 @@ def check_number_tree(
   if value is None:
     raise ValueError(f"`{name}` must be a number, an array or a schedule, got None.")
   flat, treedef = jax.tree_util.tree_flatten_with_path(value, is_leaf=lambda v: v is None)
-  if not [leaf for _, leaf in flat if leaf is not None]:
+  if not flat:  # a tree whose leaves are all None is fine: it regularizes nothing
     raise ValueError(f"`{name}` is an empty tree; pass a number or a tree of numbers.")
   tolerances: list[float | None] = []
   for path, leaf in flat:

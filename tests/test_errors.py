@@ -105,6 +105,11 @@ def test_good_input_builds():
       regjax.proximal(functools.partial(prox.group_l2, axis=0), jnp.float32(0.1), 0.1),
   ):
     init(tx)
+  # Every leaf None: nothing is regularized (found by the conformance fuzzer; it raised).
+  tx = regjax.prox_sgd(0.1, {"kernel": None, "bias": None})
+  updates, _ = tx.update(PARAMS, init(tx), PARAMS)
+  for got, params in zip(jax.tree.leaves(updates), jax.tree.leaves(PARAMS), strict=True):
+    np.testing.assert_allclose(got, -0.1 * params)
 
 
 # --------------------------------------------- bare prox operators and penalties check too
