@@ -104,6 +104,8 @@ def _metric(x: jax.Array, metric: ArrayLike | None) -> jax.Array | None:
 
 def _check_shape(name: str, shape: tuple[int, ...], target: tuple[int, ...], what: str) -> None:
   """Raise unless an array of ``shape`` broadcasts to ``target`` (without growing it)."""
+  if not shape:  # a scalar: the common case
+    return
   try:
     ok = jnp.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
   except ValueError:
@@ -424,6 +426,8 @@ def l0(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> ja
   x = _as_float(x)
   threshold = jnp.sqrt(2 * _threshold(x, strength, metric))
   kept = jnp.where(jnp.abs(x) > threshold, x, jnp.zeros_like(x))
+  if not any(isinstance(v, (jax.Array, jax.core.Tracer)) for v in (strength, metric)):
+    return kept  # checked on the host: the threshold cannot be NaN
   return jnp.where(jnp.isnan(threshold), jnp.nan, kept)  # a NaN strength must show
 
 
