@@ -111,7 +111,9 @@ examples, from the curve ``curves/<name>`` or from the scalar columns of
 
 Choices: :func:`choose` ``(name, grid, value, *, by, limits=(None, None), scale="auto")``
 and :func:`select` ``(name, grid, scores, *, by, eligible=None, best="max", ...)`` return
-a :class:`Choice` (``.edge``, ``.flagged``, ``.reason``, ``.beyond(count)``).
+a :class:`Choice` (``.edge``, ``.flagged``, ``.reason``, ``.beyond(count)``);
+:func:`extend_until_interior` ``(result, choose_from, run, *, rounds=3, count=2)`` sweeps
+past the edge until the choice is interior.
 
 Verdicts: :func:`verdict`, :func:`verdicts_over`; :class:`Findings` with
 ``add(key, claim, interval, tolerance, *, side="above", tolerances=None,
@@ -526,6 +528,34 @@ def select(name: str, grid: Iterable[float], scores: Iterable[float], *, by: str
   ranked = np.where(ok, score if best == "max" else -score, -np.inf)
   return choose(name, values, float(values[int(np.argmax(ranked))]), by=by, limits=limits,
                 scale=scale)
+
+
+def extend_until_interior(result: Any, choose_from: Any, run: Any, *, rounds: int = 3,
+                          count: int = 2, concat: Any = None) -> tuple[Any, Choice]:
+  """Extend a sweep past the edge of its grid until the choice is interior (rule a).
+
+  Args:
+    result: the sweep so far.
+    choose_from: ``result -> Choice``: the selection rule, applied to the whole sweep.
+    run: ``values -> result``: sweeps the new grid values (the same seeds and settings).
+    rounds: extensions at most (0 in a quick run keeps it cheap); the choice returned may
+      still be flagged, and a verdict resting on it then reads inconclusive.
+    count: grid values added per round (:meth:`Choice.beyond`).
+    concat: joins results; ``regjax.concat_results`` by default.
+
+  Returns:
+    ``(result, choice)``: the extended sweep and the choice made on it.
+  """
+  if concat is None:
+    from regjax import concat_results as concat
+  choice = choose_from(result)
+  for _ in range(rounds):
+    values = choice.beyond(count)
+    if not choice.flagged or values.size == 0:
+      break
+    result = concat([result, run(values)])
+    choice = choose_from(result)
+  return result, choice
 
 
 # --- Rows ----------------------------------------------------------------------------------

@@ -277,3 +277,31 @@ def test_wall_time_spans_the_first_cell_start_to_the_last_cell_end(tmp_path):
   assert f"{start:%H:%M:%S}" == "22:37:43"
   path.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}}]}))
   assert evidence.wall_time(path) is None
+
+
+def test_extend_until_interior_sweeps_past_the_edge_until_the_choice_is_inside():
+  # Validation score peaks at λ = 1e-5, below the grid: two rounds of two values reach
+  # 1e-5 and 10**-5.5, so the choice is interior; with rounds=0 it stays flagged.
+  def score(lam):
+    return -abs(math.log10(lam) + 5)
+
+  def choose_from(result):
+    grid = sorted(result)
+    return evidence.select("λ", grid, [result[g] for g in grid], by="validation")
+
+  def run(values):
+    ran.append(list(values))
+    return {float(v): score(v) for v in values}
+
+  def concat(parts):
+    return {k: v for part in parts for k, v in part.items()}
+
+  ran = []
+  start = {lam: score(lam) for lam in LAMS[1:]}
+  result, choice = evidence.extend_until_interior(start, choose_from, run, concat=concat)
+  np.testing.assert_allclose(np.concatenate(ran), [10 ** -4.5, 1e-5, 10 ** -5.5, 1e-6])
+  assert choice.value == pytest.approx(1e-5) and not choice.flagged
+  assert len(result) == len(LAMS) - 1 + 4
+  _, stuck = evidence.extend_until_interior(start, choose_from, run, rounds=0,
+                                            concat=concat)
+  assert stuck.edge == "lowest"
