@@ -102,7 +102,8 @@ Intervals (``level`` 0.95 by default): :func:`t_interval` ``(samples, *, n_test=
 ``(accuracies, n_test, *, scale=1.0)``, :func:`paired_binomial_interval` ``(accuracies_a,
 accuracies_b, n_test, *, scale=1.0)``, :func:`two_way_bootstrap` ``(per_example,
 statistic, *, resamples=2000, scale=1.0)`` (for statistics of curves such as steps to a
-target); from a sweep: :func:`by_seed` ``(result, metric, **conditions)`` and
+target), :func:`absolute` ``(interval)`` (the interval of ``|d|``, for "within" claims);
+from a sweep: :func:`by_seed` ``(result, metric, **conditions)`` and
 :func:`per_example` ``(result, name, *, evaluation=None, **conditions)`` (seeds ×
 examples, from the curve ``curves/<name>`` or from the scalar columns of
 :func:`pack_per_example` ``(booleans, name)``; a Trainer gets them with
@@ -332,6 +333,19 @@ def paired_binomial_interval(accuracies_a: Iterable[float], accuracies_b: Iterab
   bound = max((1 - a.mean()) + (1 - b.mean()) - mean ** 2, 0.0)
   return _two_way(mean, d.var(ddof=1) / d.size, bound / n_test, d.size, int(n_test), level,
                   scale, "binomial bound")
+
+
+def absolute(interval: Interval) -> Interval:
+  """The interval of ``|d|`` implied by an interval ``[low, high]`` of a signed ``d``.
+
+  For claims such as "within 1 point": if ``d`` lies in ``[low, high]`` with 95 %
+  confidence, ``|d|`` lies in ``[0, max(|low|, |high|)]`` when the interval straddles 0,
+  else between ``min`` and ``max`` of ``|low|``, ``|high|``, with at least that
+  confidence. (A bootstrap of ``|d|`` itself is biased away from 0.)
+  """
+  ends = sorted((abs(interval.low), abs(interval.high)))
+  low = 0.0 if interval.low <= 0 <= interval.high else ends[0]
+  return dataclasses.replace(interval, mean=abs(interval.mean), low=low, high=ends[1])
 
 
 def verdict(interval: Interval, tolerance: float, side: str = "above") -> str:

@@ -99,6 +99,13 @@ def test_one_model_gets_the_binomial_interval_of_its_accuracy():
   assert (interval.low, interval.high) == pytest.approx((p - half, p + half))
 
 
+def test_absolute_maps_a_signed_interval_to_the_interval_of_its_magnitude():
+  straddles = evidence.absolute(evidence.Interval(-0.2, -0.9, 0.5, 10))
+  assert (straddles.mean, straddles.low, straddles.high) == (0.2, 0.0, 0.9)
+  negative = evidence.absolute(evidence.Interval(-2.0, -3.0, -1.0, 10, n_test=360))
+  assert (negative.low, negative.high, negative.n_test) == (1.0, 3.0, 360)
+
+
 def test_accuracies_must_be_fractions_not_points():
   with pytest.raises(ValueError, match="accuracies"):
     evidence.binomial_interval([97.0, 96.5], 360)
