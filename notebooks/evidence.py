@@ -42,9 +42,11 @@ interval (or paired difference of accuracies) therefore includes the test set's 
 noise, in one of three ways, best first:
 
 1. *per example* (:func:`per_example_interval`, :func:`paired_per_example_interval`): the
-   notebook keeps each seed's per-example correctness (a sweep curve ``curves/<name>``, read with
-   :func:`per_example`). The ``seeds × examples`` matrix is a crossed design; the
-   variance of its grand mean is estimated by
+   notebook keeps each seed's per-example correctness (a sweep curve ``curves/<name>``,
+   or :func:`pack_per_example`'s columns, e.g. a Trainer's
+   ``metrics_fn=per_example_correct``; read with :func:`per_example`). The
+   ``seeds × examples`` matrix is a crossed design; the variance of its grand mean is
+   estimated by
 
    .. math::
 
@@ -66,8 +68,10 @@ noise, in one of three ways, best first:
    spread over seeds already holds the test noise (``t_interval(..., n_test=n)``
    records that it does).
 
-The interval records ``n_test`` and ``test_noise`` ("per example", "binomial bound",
-"split per seed"); the verdict line prints them.
+A statistic of a test curve that is not a mean over examples (the first step at which
+test accuracy reaches a target) gets :func:`two_way_bootstrap`, which resamples examples
+and seeds. The interval records ``n_test`` and ``test_noise`` ("per example", "binomial
+bound", "split per seed", "two-way bootstrap"); the verdict line prints them.
 
 **(c) By construction.** A row whose value is fixed by the construction of the
 experiment (a ratio set by the initialisation, a share removed that equals the chosen
@@ -96,14 +100,20 @@ Intervals (``level`` 0.95 by default): :func:`t_interval` ``(samples, *, n_test=
 :func:`exact` ``(value)``, :func:`per_example_interval` ``(per_example, *, scale=1.0)``,
 :func:`paired_per_example_interval` ``(a, b, *, scale=1.0)``, :func:`binomial_interval`
 ``(accuracies, n_test, *, scale=1.0)``, :func:`paired_binomial_interval` ``(accuracies_a,
-accuracies_b, n_test, *, scale=1.0)``; from a sweep: :func:`by_seed` ``(result, metric,
-**conditions)`` and :func:`per_example` ``(result, name, **conditions)`` (seeds ×
-examples, from the curve ``curves/<name>`` or from :func:`pack_per_example`'s columns when
-the sweep records curves of another length).
+accuracies_b, n_test, *, scale=1.0)``, :func:`two_way_bootstrap` ``(per_example,
+statistic, *, resamples=2000, scale=1.0)`` (for statistics of curves such as steps to a
+target); from a sweep: :func:`by_seed` ``(result, metric, **conditions)`` and
+:func:`per_example` ``(result, name, *, evaluation=None, **conditions)`` (seeds ×
+examples, from the curve ``curves/<name>`` or from the scalar columns of
+:func:`pack_per_example` ``(booleans, name)``; a Trainer gets them with
+``metrics_fn=evidence.per_example_correct``, read as ``per_example(result,
+"test_correct")``).
 
 Choices: :func:`choose` ``(name, grid, value, *, by, limits=(None, None), scale="auto")``
 and :func:`select` ``(name, grid, scores, *, by, eligible=None, best="max", ...)`` return
-a :class:`Choice` (``.edge``, ``.flagged``, ``.reason``, ``.beyond(count)``).
+a :class:`Choice` (``.edge``, ``.flagged``, ``.reason``, ``.beyond(count)``);
+:func:`extend_until_interior` ``(result, choose_from, run, *, rounds=3, count=2)`` sweeps
+past the edge until the choice is interior.
 
 Verdicts: :func:`verdict`, :func:`verdicts_over`; :class:`Findings` with
 ``add(key, claim, interval, tolerance, *, side="above", tolerances=None,
@@ -143,7 +153,6 @@ RESULTS = pathlib.Path(os.environ.get("REGJAX_RESULTS", HERE / "results"))
 QUICK = os.environ.get("REGJAX_QUICK") == "1"
 SIDES = ("above", "below")
 KINDS = ("finding", "implementation check")
-TEST_NOISE = ("", "per example", "binomial bound", "split per seed")
 # Bits per packed float32 column: integers up to 2**24 are exact in float32.
 _BITS = 24
 
@@ -521,6 +530,34 @@ def select(name: str, grid: Iterable[float], scores: Iterable[float], *, by: str
                 scale=scale)
 
 
+def extend_until_interior(result: Any, choose_from: Any, run: Any, *, rounds: int = 3,
+                          count: int = 2, concat: Any = None) -> tuple[Any, Choice]:
+  """Extend a sweep past the edge of its grid until the choice is interior (rule a).
+
+  Args:
+    result: the sweep so far.
+    choose_from: ``result -> Choice``: the selection rule, applied to the whole sweep.
+    run: ``values -> result``: sweeps the new grid values (the same seeds and settings).
+    rounds: extensions at most (0 in a quick run keeps it cheap); the choice returned may
+      still be flagged, and a verdict resting on it then reads inconclusive.
+    count: grid values added per round (:meth:`Choice.beyond`).
+    concat: joins results; ``regjax.concat_results`` by default.
+
+  Returns:
+    ``(result, choice)``: the extended sweep and the choice made on it.
+  """
+  if concat is None:
+    from regjax import concat_results as concat
+  choice = choose_from(result)
+  for _ in range(rounds):
+    values = choice.beyond(count)
+    if not choice.flagged or values.size == 0:
+      break
+    result = concat([result, run(values)])
+    choice = choose_from(result)
+  return result, choice
+
+
 # --- Rows ----------------------------------------------------------------------------------
 
 
@@ -757,45 +794,103 @@ def by_seed(result, metric: str, **conditions) -> np.ndarray:
 
 
 def pack_per_example(values: Any, name: str) -> dict[str, Any]:
-  """A per-example 0/1 vector as scalar float32 metrics ``<name>#<k>`` (24 bits each).
+  """Per-example booleans (correct or not) as scalar metrics of a swept function (rule b).
 
-  For a sweep that records curves of another length (a sweep's curves share one
-  length); :func:`per_example` unpacks them. Call it inside the swept function.
+  Packed 24 to a float32 column ``<name>#<k>``, with ``<name>#n`` holding the count:
+  scalars pass through everything a sweep does with metrics (a Trainer's ``metrics_fn``,
+  its ``eval_every`` curves, curves of another length); :func:`per_example` unpacks them.
+  Call it inside the swept function. (Per-example floats would take a column each, which
+  compiles slowly: return them as a curve ``curves/<name>`` instead.)
   """
   import jax.numpy as jnp  # the swept function is traced by JAX
 
-  bits = jnp.asarray(values).astype(jnp.float32)
-  columns = -(-bits.shape[0] // _BITS)
-  padded = jnp.zeros(columns * _BITS, jnp.float32).at[:bits.shape[0]].set(bits)
-  weights = 2.0 ** jnp.arange(_BITS, dtype=jnp.float32)
-  packed = padded.reshape(columns, _BITS) @ weights
-  out = {f"{name}#{k}": packed[k] for k in range(columns)}
-  out[f"{name}#n"] = jnp.float32(bits.shape[0])
+  array = jnp.asarray(values)
+  if array.dtype != jnp.bool_ or array.ndim != 1:
+    raise TypeError(f"`values` of {name!r} must be a 1-D boolean array, got {array.dtype}"
+                    f"{list(array.shape)}.")
+  out = {f"{name}#n": jnp.float32(array.shape[0])}
+  columns = -(-array.shape[0] // _BITS)
+  padded = jnp.zeros(columns * _BITS, jnp.float32).at[:array.shape[0]].set(array)
+  # An elementwise product and a float32 sum: integers below 2**24 stay exact (a matmul
+  # could run in reduced precision on an accelerator).
+  packed = (padded.reshape(columns, _BITS) * 2.0 ** jnp.arange(_BITS)[None]).sum(axis=1)
+  out.update({f"{name}#{k}": packed[k] for k in range(columns)})
   return out
 
 
-def per_example(result, name: str, **conditions) -> np.ndarray:
+def per_example_correct(model: Any, batch: Any, hparams: Any = None) -> dict[str, Any]:
+  """A Trainer ``metrics_fn``: which held-out examples the model classifies correctly.
+
+  Packed with :func:`pack_per_example` as ``correct``; the Trainer prefixes the split, so
+  ``per_example(result, "test_correct")`` reads the test split's ``[seeds, examples]``.
+  """
+  import jax.numpy as jnp
+
+  inputs, labels = batch
+  return pack_per_example(jnp.argmax(model(inputs), -1) == labels, "correct")
+
+
+def per_example(result, name: str, *, evaluation: int | slice | None = None,
+                **conditions) -> np.ndarray:
   """``[seeds, examples]`` per-example values of the rows meeting ``conditions``, by seed.
 
   Read from the curve ``curves/<name>`` of a sweep, or from the columns written by
-  :func:`pack_per_example`.
+  :func:`pack_per_example`. ``evaluation`` reads those columns' curves instead (a Trainer
+  with ``eval_every``): an index gives ``[seeds, examples]`` at that evaluation, a slice
+  ``[seeds, evaluations, examples]``.
   """
   rows = result.filter(**conditions) if conditions else result
   order = np.argsort(np.asarray(rows["seed"]), kind="stable")
   curves = rows.curves
-  if name in curves:
+  if name in curves and evaluation is None:
     return np.asarray(curves[name], np.float64)[order]
-  try:
-    n = int(np.asarray(rows[f"{name}#n"])[0])
-  except KeyError:
+  if f"{name}#n" not in rows.columns:
     raise KeyError(f"the result has no curve {name!r} and no packed columns {name}#k: "
                    f"return `curves/{name}` or evidence.pack_per_example(...) from the "
-                   "swept function.") from None
-  columns = -(-n // _BITS)
-  packed = np.stack([np.asarray(rows[f"{name}#{k}"], np.float64) for k in range(columns)], 1)
-  codes = packed.astype(np.int64)
-  bits = (codes[:, :, None] >> np.arange(_BITS)) & 1
-  return bits.reshape(len(codes), -1)[:, :n].astype(np.float64)[order]
+                   "swept function.")
+  n = int(np.asarray(rows[f"{name}#n"])[0])
+  names = [f"{name}#{k}" for k in range(-(-n // _BITS))]
+  if evaluation is None:
+    columns = np.stack([np.asarray(rows[c], np.float64) for c in names], -1)
+  else:
+    columns = np.stack([np.asarray(curves[c], np.float64)[:, evaluation] for c in names], -1)
+  codes = columns.astype(np.int64)
+  bits = (codes[..., None] >> np.arange(_BITS)) & 1
+  return bits.reshape(*codes.shape[:-1], -1)[..., :n].astype(np.float64)[order]
+
+
+def two_way_bootstrap(per_example: Any, statistic: Any, level: float = 0.95, *,
+                      resamples: int = 2000, seed: int = 0, scale: float = 1.0) -> Interval:
+  """Percentile bootstrap over seeds *and* test examples, for a statistic of curves (rule b).
+
+  For quantities that are not a mean over examples (the first step at which a test
+  accuracy curve reaches a target): each resample draws the test examples with
+  replacement (their mean per seed is what ``statistic`` sees) and then the seeds.
+  Resampling both counts the seed × example interaction twice, as
+  :func:`per_example_interval` does: slightly conservative.
+
+  Args:
+    per_example: ``[seeds, ..., examples]`` values (e.g. correctness per evaluation).
+    statistic: maps the example means ``[seeds, ...]`` to one value per seed ``[seeds]``
+      (e.g. a paired difference of two arms stacked on the second axis).
+    level: confidence level.
+    resamples: bootstrap draws.
+    seed: of the resampling.
+    scale: multiplies the interval.
+  """
+  values = np.asarray(per_example, np.float64)
+  seeds, examples = values.shape[0], values.shape[-1]
+  rng = np.random.default_rng(seed)
+  weights = rng.multinomial(examples, np.full(examples, 1 / examples), resamples) / examples
+  means = values @ weights.T  # [seeds, ..., resamples]
+  draws = np.empty(resamples)
+  for b in range(resamples):
+    per_seed = np.asarray(statistic(means[..., b]), np.float64)
+    draws[b] = per_seed[rng.integers(0, seeds, seeds)].mean()
+  point = float(np.mean(statistic(values.mean(-1))))
+  low, high = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
+  return Interval(scale * point, scale * float(low), scale * float(high), seeds, level,
+                  examples, "two-way bootstrap")
 
 
 # --- Figures -------------------------------------------------------------------------------

@@ -104,20 +104,50 @@ def test_accuracies_must_be_fractions_not_points():
     evidence.binomial_interval([97.0, 96.5], 360)
 
 
-def test_per_example_values_survive_a_sweep_as_curves_or_packed_columns():
+def test_per_example_correctness_survives_a_sweep_as_columns_and_curves():
+  # What a Trainer's metrics_fn=evidence.per_example_correct does, without compiling a
+  # training loop: the packed scalars of each row, and their curves over evaluations.
+  # Unpacked, they must average to the accuracy computed beside them, row by row.
   regjax = pytest.importorskip("regjax")
   import jax.numpy as jnp
 
-  def run(hparams, key):
-    correct = (jnp.arange(50) % 7 == 0) | (jnp.arange(50) < hparams["x"])
-    return {"loss": hparams["x"], "curves/correct": correct.astype(jnp.float32),
-            **evidence.pack_per_example(correct, "packed")}
+  rng = np.random.default_rng(3)
+  inputs = jnp.asarray(rng.standard_normal((50, 4)), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, 3, 50))
+  weights = jnp.asarray(rng.standard_normal((4, 3)), jnp.float32)
 
-  result = regjax.sweep(run, regjax.grid(x=[3.0, 9.0]), seeds=[4, 1], progress=False)
-  expected = ((np.arange(50) % 7 == 0) | (np.arange(50) < 9)).astype(float)
-  for name in ("correct", "packed"):
-    values = evidence.per_example(result, name, x=9.0)
-    np.testing.assert_array_equal(values, np.stack([expected, expected]))
+  def run(hparams, key):
+    def model(x, shift):
+      return x @ weights + shift * jnp.arange(3.0)[None]
+    early = evidence.per_example_correct(lambda x: model(x, 0.0), (inputs, labels))
+    late = evidence.per_example_correct(lambda x: model(x, hparams["shift"]), (inputs, labels))
+    accuracy = jnp.mean(jnp.argmax(model(inputs, hparams["shift"]), -1) == labels)
+    return {**late, "accuracy": accuracy,
+            **{f"curves/{k}": jnp.stack([early[k], late[k]]) for k in late}}
+
+  result = regjax.sweep(run, regjax.grid(shift=[0.0, 1.5]), seeds=[4, 1], progress=False)
+  for shift in (0.0, 1.5):
+    correct = evidence.per_example(result, "correct", shift=shift)
+    assert correct.shape == (2, 50) and set(np.unique(correct)) <= {0.0, 1.0}
+    np.testing.assert_allclose(correct.mean(1), evidence.by_seed(result, "accuracy",
+                                                                  shift=shift), atol=1e-6)
+    curve = evidence.per_example(result, "correct", evaluation=slice(None), shift=shift)
+    assert curve.shape == (2, 2, 50)
+    np.testing.assert_array_equal(curve[:, -1], correct)
+  assert not np.array_equal(evidence.per_example(result, "correct", evaluation=0, shift=1.5),
+                            evidence.per_example(result, "correct", shift=1.5))
+  with pytest.raises(TypeError, match="boolean"):
+    evidence.pack_per_example(jnp.zeros(3), "loss")
+
+
+def test_two_way_bootstrap_of_a_mean_agrees_with_the_two_way_interval():
+  rng = np.random.default_rng(2)
+  (a,) = _population(rng, 10, 360, (0.0,))
+  boot = evidence.two_way_bootstrap(a, lambda means: means, resamples=4000)
+  exact = evidence.per_example_interval(a)
+  assert boot.mean == pytest.approx(exact.mean)
+  assert boot.high - boot.low == pytest.approx(exact.high - exact.low, rel=0.15)
+  assert (boot.n, boot.n_test, boot.test_noise) == (10, 360, "two-way bootstrap")
 
 
 # --- (a) choices at the edge of the grid ---------------------------------------------------
@@ -247,3 +277,31 @@ def test_wall_time_spans_the_first_cell_start_to_the_last_cell_end(tmp_path):
   assert f"{start:%H:%M:%S}" == "22:37:43"
   path.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}}]}))
   assert evidence.wall_time(path) is None
+
+
+def test_extend_until_interior_sweeps_past_the_edge_until_the_choice_is_inside():
+  # Validation score peaks at λ = 1e-5, below the grid: two rounds of two values reach
+  # 1e-5 and 10**-5.5, so the choice is interior; with rounds=0 it stays flagged.
+  def score(lam):
+    return -abs(math.log10(lam) + 5)
+
+  def choose_from(result):
+    grid = sorted(result)
+    return evidence.select("λ", grid, [result[g] for g in grid], by="validation")
+
+  def run(values):
+    ran.append(list(values))
+    return {float(v): score(v) for v in values}
+
+  def concat(parts):
+    return {k: v for part in parts for k, v in part.items()}
+
+  ran = []
+  start = {lam: score(lam) for lam in LAMS[1:]}
+  result, choice = evidence.extend_until_interior(start, choose_from, run, concat=concat)
+  np.testing.assert_allclose(np.concatenate(ran), [10 ** -4.5, 1e-5, 10 ** -5.5, 1e-6])
+  assert choice.value == pytest.approx(1e-5) and not choice.flagged
+  assert len(result) == len(LAMS) - 1 + 4
+  _, stuck = evidence.extend_until_interior(start, choose_from, run, rounds=0,
+                                            concat=concat)
+  assert stuck.edge == "lowest"
