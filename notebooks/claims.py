@@ -13,6 +13,7 @@ the seed notes are on disk) that every quoted phrase is in its note.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -22,8 +23,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import evidence  # noqa: E402
+
+
+def _load_evidence() -> Any:
+  """``evidence.py`` beside this file (imported once; ``sys.path`` is left as it is)."""
+  if "evidence" in sys.modules:
+    return sys.modules["evidence"]
+  spec = importlib.util.spec_from_file_location("evidence", HERE / "evidence.py")
+  module = importlib.util.module_from_spec(spec)
+  sys.modules["evidence"] = module
+  spec.loader.exec_module(module)
+  return module
+
+
+evidence = _load_evidence()
 
 CLAIMS = HERE / "claims.json"
 BEGIN, END = "<!-- claims:begin", "<!-- claims:end -->"

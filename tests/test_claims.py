@@ -6,8 +6,8 @@ rendering of the map. Where the seed notes are on disk (the project's ``shared/s
 ``$REGJAX_SEEDS``), every quoted phrase must be in the note it cites.
 """
 
+import importlib.util
 import pathlib
-import sys
 
 import pytest
 
@@ -15,12 +15,11 @@ HERE = pathlib.Path(__file__).parent.parent / "notebooks"
 
 
 def _claims():
-  sys.path.insert(0, str(HERE))
-  try:
-    import claims
-  finally:
-    sys.path.remove(str(HERE))
-  return claims
+  """notebooks/claims.py, loaded from its file (the notebooks folder is not a package)."""
+  spec = importlib.util.spec_from_file_location("claims", HERE / "claims.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def test_every_claim_maps_to_an_existing_verdict():
