@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-lowest lint bench notebooks clean
+.PHONY: demo test test-lowest lint bench notebooks docs dist-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,21 @@ demo: $(STAMP)
 	$(BIN)/regjax sweep
 
 test: $(STAMP)
-	$(BIN)/ruff check regjax tests benchmarks notebooks examples
+	$(BIN)/ruff check regjax tests benchmarks notebooks examples docs tools
 	$(BIN)/lint-imports
+	$(MAKE) docs
 	$(BIN)/python -m pytest -n 2 --dist load
+
+# The reference site (docs/README.md): warnings are errors, then every public name must
+# have its entry and docstring (docs/check_coverage.py). Notebooks are never executed.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -j auto -q -b html docs docs/_build/html
+	$(BIN)/python docs/check_coverage.py
+
+# Builds the wheel and sdist, installs the wheel in a fresh venv outside the checkout and
+# runs `regjax sweep` there with few steps (tools/dist_check.py).
+dist-check: $(STAMP)
+	$(BIN)/python tools/dist_check.py
 
 # The suite against exactly the declared floors (constraints-lowest.txt), in its own venv.
 LOWEST := .venv-lowest
@@ -33,7 +45,7 @@ test-lowest: $(LOWEST)/.installed
 	$(LOWEST)/bin/python -m pytest -n 2 --dist load $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check regjax tests benchmarks notebooks examples
+	$(BIN)/ruff check regjax tests benchmarks notebooks examples docs tools
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
@@ -42,4 +54,4 @@ notebooks: $(STAMP)
 	$(BIN)/python notebooks/execute.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST) regjax-out .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST) regjax-out .pytest_cache .hypothesis docs/_build docs/api docs/notebooks dist

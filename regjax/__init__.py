@@ -17,10 +17,7 @@ The names of the two outer layers that users reach from here (``regjax.sweep``,
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from regjax import masks, metrics, optimizers, penalties, prox, transforms
+from regjax import _lazy, masks, metrics, optimizers, penalties, prox, transforms
 from regjax.masks import by_path, per_layer
 from regjax.optimizers import adamw, prox_adam, prox_sgd
 from regjax.transforms import (
@@ -32,6 +29,7 @@ from regjax.transforms import (
     proximal,
 )
 
+# The one place the version is written: pyproject.toml reads it (`dynamic = ["version"]`).
 __version__ = "0.1.0"
 
 # name -> (module, attribute or None for the module itself)
@@ -45,29 +43,18 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "models": ("regjax.nn.models", None),
     "checkpoint": ("regjax.experiment.checkpoint", None),
     "data": ("regjax.experiment.data", None),
-    "Grid": ("regjax.experiment.sweeps", "Grid"),
-    "grid": ("regjax.experiment.sweeps", "grid"),
-    "zip_grid": ("regjax.experiment.sweeps", "zip_grid"),
+    "Grid": ("regjax.experiment.grids", "Grid"),
+    "grid": ("regjax.experiment.grids", "grid"),
+    "zip_grid": ("regjax.experiment.grids", "zip_grid"),
     "sweep": ("regjax.experiment.sweeps", "sweep"),
-    "progress_callback": ("regjax.experiment.sweeps", "progress_callback"),
+    "progress_callback": ("regjax.experiment.progress", "progress_callback"),
     "SweepResult": ("regjax.experiment.results", "SweepResult"),
     "concat_results": ("regjax.experiment.results", "concat"),
     "Trainer": ("regjax.experiment.trainer", "Trainer"),
 }
 
 
-def __getattr__(name: str) -> Any:
-  if name not in _LAZY:
-    raise AttributeError(f"module 'regjax' has no attribute {name!r}")
-  module_name, attribute = _LAZY[name]
-  module = importlib.import_module(module_name)
-  value = module if attribute is None else getattr(module, attribute)
-  globals()[name] = value
-  return value
-
-
-def __dir__() -> list[str]:
-  return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy.attach("regjax", _LAZY, globals())
 
 
 __all__ = [

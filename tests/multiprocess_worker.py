@@ -26,17 +26,16 @@ def main():
   from multiprocess_setup import GRID, METRICS, trainer
 
   import regjax  # after initialize: nothing may touch the devices before it
-  from regjax.experiment import checkpoint
 
   mesh = Mesh(np.array(jax.devices()), ("grid",))
   options = dict(seeds=2, mesh=mesh, chunk_size=4, progress=False)
   swept = regjax.sweep(trainer(), GRID, **options)
-  resumable = dict(directory=directory, segments=2, **options)
-  whole = checkpoint.resumable_sweep(trainer(), GRID, **resumable)
+  resumable = dict(checkpoint=directory, segments=2, **options)
+  whole = regjax.sweep(trainer(), GRID, resume=False, **resumable)
   if process_id == 0:  # as if killed during segment 2 of chunk 1
     shutil.rmtree(directory / "chunk_0001" / "segment_0002")
   multihost_utils.sync_global_devices("segment removed")
-  resumed = checkpoint.resumable_sweep(trainer(), GRID, resume=True, **resumable)
+  resumed = regjax.sweep(trainer(), GRID, resume=True, **resumable)
   facts = {
       "process_index": jax.process_index(),
       "devices": [jax.device_count(), jax.local_device_count()],

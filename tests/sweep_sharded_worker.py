@@ -14,6 +14,7 @@ from jax.sharding import Mesh
 
 S = importlib.import_module("regjax.experiment.sweeps")  # the module, whatever regjax re-exports
 R = importlib.import_module("regjax.experiment.rows")
+P = importlib.import_module("regjax.experiment.progress")
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -43,7 +44,7 @@ def shards(array):
 
 def main():
   placed, returned, steps = [], [], []
-  put, to_host, report = R._put_on_mesh, R._to_host, S._StepReporter.__call__
+  put, to_host, report = R._put_on_mesh, R._to_host, P._StepReporter.__call__
   R._put_on_mesh = lambda a, s: placed.append((a, put(a, s))) or placed[-1][1]
   R._to_host = lambda x: returned.append(x) or to_host(x)
 
@@ -51,7 +52,7 @@ def main():
     steps.append(int(step))
     report(self, step)
 
-  S._StepReporter.__call__ = counting
+  P._StepReporter.__call__ = counting
 
   values = np.logspace(-2, 1, 8)
   one_device = Mesh(np.array(jax.devices()[:1]), ("grid",))

@@ -1,7 +1,9 @@
-"""Checkpointed sweeps: bit-identical resume (after SIGKILL too), chunks, refused
-signatures naming the setting, damaged files named with a way out."""
+"""Checkpointed sweeps (`regjax.sweep(..., checkpoint=DIR)`): bit-identical resume (after
+SIGKILL too), chunks, refused signatures naming the setting, damaged files named with a
+way out, and the deprecated `resumable_sweep` alias."""
 
 import csv
+import gc
 import json
 import os
 import pathlib
@@ -36,11 +38,16 @@ def _trainer(width=8, steps=8):
 _GRID = sweeps.grid(lam=[1e-4, 1e-3, 1e-2])
 
 
+def _resumable(trainer, grid, *, directory, resume=False, **options):
+  """The checkpointed sweep; `resume=False` starts over, as `resumable_sweep` did."""
+  return sweeps.sweep(trainer, grid, checkpoint=directory, resume=resume, **options)
+
+
 @pytest.fixture(scope="module")
 def chunked(tmp_path_factory):
   directory = tmp_path_factory.mktemp("chunked")
-  result = checkpoint.resumable_sweep(_trainer(), _GRID, seeds=2, directory=directory,
-                                      segments=2, chunk_size=4, progress=False)
+  result = _resumable(_trainer(), _GRID, seeds=2, directory=directory, segments=2,
+                      chunk_size=4, progress=False)
   return directory, result
 
 
@@ -62,16 +69,22 @@ def test_a_chunked_resume_is_bit_identical_and_keeps_the_saved_chunks(chunked, t
   copy = tmp_path / "copy"
   shutil.copytree(directory, copy)
   shutil.rmtree(copy / "chunk_0001" / "segment_0002")  # chunk 1 redoes its last segment
-  resumed = checkpoint.resumable_sweep(_trainer(), _GRID, seeds=2, directory=copy,
+  resumed = _resumable(_trainer(), _GRID, seeds=2, directory=copy,
                                        segments=2, resume=True, progress=False)
   assert resumed.chunk_size == 4  # taken from sweep.json
   for name in _METRICS:
     np.testing.assert_array_equal(resumed[name], whole[name], err_msg=name)
   assert (copy / "chunk_0001" / "segment_0002").is_dir()
+  # The deprecated alias is the same sweep, bit for bit (here: resuming the whole copy).
+  with pytest.warns(DeprecationWarning, match="resumable_sweep"):
+    alias = checkpoint.resumable_sweep(_trainer(), _GRID, seeds=2, directory=copy,
+                                       segments=2, resume=True, progress=False)
+  for name in _METRICS:
+    np.testing.assert_array_equal(alias[name], whole[name], err_msg=name)
 
 
 def test_resume_on_an_empty_directory_starts_fresh_and_writes_the_signature(tmp_path):
-  checkpoint.resumable_sweep(_trainer(steps=4), {"lam": [1e-3]}, directory=tmp_path,
+  _resumable(_trainer(steps=4), {"lam": [1e-3]}, directory=tmp_path,
                              segments=2, resume=True, settings={"note": "a"}, progress=False)
   signature = json.loads((tmp_path / "sweep.json").read_text())
   assert signature["steps"] == 4 and signature["seeds"] == [0]
@@ -80,7 +93,7 @@ def test_resume_on_an_empty_directory_starts_fresh_and_writes_the_signature(tmp_
   kernels = [leaf for path, leaf in state.items() if path.endswith("['layers'][0]['kernel']")]
   assert kernels[0] == [[64, 8], "float32"]
   with pytest.raises(checkpoint.CheckpointError, match=r"settings\['note'\]: was 'a', now 'b'"):
-    checkpoint.resumable_sweep(_trainer(steps=4), {"lam": [1e-3]}, directory=tmp_path,
+    _resumable(_trainer(steps=4), {"lam": [1e-3]}, directory=tmp_path,
                                segments=2, resume=True, settings={"note": "b"}, progress=False)
 
 
@@ -89,7 +102,7 @@ def test_a_different_model_shape_is_refused_naming_the_leaf(chunked):
   with pytest.raises(checkpoint.CheckpointError,
                      match=r"training state .*\['bias'\] was \[\[8\], 'float32'\], "
                            r"now \[\[12\], 'float32'\]"):
-    checkpoint.resumable_sweep(_trainer(width=12), _GRID, seeds=2, directory=directory,
+    _resumable(_trainer(width=12), _GRID, seeds=2, directory=directory,
                                segments=2, resume=True, progress=False)
 
 
@@ -129,7 +142,11 @@ def test_the_cli_reports_a_refused_resume_without_a_traceback(cli_run, capsys):
   assert "learning_rate" in err and "Traceback" not in err
 
 
-def test_a_damaged_checkpoint_is_named_with_the_way_out(chunked, tmp_path):
+def test_a_damaged_checkpoint_is_named_with_the_way_out(chunked, tmp_path, monkeypatch):
+  # Orbax's reads still in flight after a failed restore report "Event loop is closed"
+  # through sys.unraisablehook: the clean CheckpointError must come alone.
+  reports = []
+  monkeypatch.setattr(sys, "unraisablehook", reports.append)
   directory, _ = chunked
   copy = tmp_path / "copy"
   shutil.copytree(directory, copy)
@@ -138,15 +155,26 @@ def test_a_damaged_checkpoint_is_named_with_the_way_out(chunked, tmp_path):
     if path.is_file():
       path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated
   with pytest.raises(checkpoint.CheckpointError) as error:
-    checkpoint.resumable_sweep(_trainer(), _GRID, seeds=2, directory=copy, segments=2,
-                               resume=True, progress=False)
+    _resumable(_trainer(), _GRID, seeds=2, directory=copy, segments=2,
+               resume=True, progress=False)
   assert f"Checkpoint {newest} cannot be read" in str(error.value)
   assert f"Delete {newest} to resume from the segment before it" in str(error.value)
+  # A missing manifest fails inside Orbax's parallel reads: the clean error only, without
+  # the "Event loop is closed" reports of the reads still in flight.
+  shutil.rmtree(newest)
+  older = copy / "chunk_0000" / "segment_0001"
+  (older / "manifest.ocdbt").unlink()
+  with pytest.raises(checkpoint.CheckpointError, match=f"Checkpoint {older} cannot be read"):
+    _resumable(_trainer(), _GRID, seeds=2, directory=copy, segments=2, resume=True,
+               progress=False)
+  time.sleep(1.0)
+  gc.collect()
+  assert not [r for r in reports if "Event loop is closed" in str(r.exc_value)]
   (copy / "sweep.json").write_text('{"grid": ')
   with pytest.raises(checkpoint.CheckpointError,
                      match=r"signature .*sweep\.json is missing or damaged.*without `resume`"):
-    checkpoint.resumable_sweep(_trainer(), _GRID, seeds=2, directory=copy, segments=2,
-                               resume=True, progress=False)
+    _resumable(_trainer(), _GRID, seeds=2, directory=copy, segments=2,
+               resume=True, progress=False)
 
 
 def test_save_and_load_round_trip_any_pytree_with_typed_keys(tmp_path):

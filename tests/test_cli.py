@@ -81,7 +81,7 @@ def test_help_shows_every_default(capsys):
     (["--learning-rate", "-0.01"], "argument --learning-rate: must be a finite number > 0"),
     (["--learning-rate", "nan"], "argument --learning-rate: must be a finite number > 0"),
     (["--batch-size", "5000"], "argument --batch-size: 5000 exceeds the 1437 training"),
-    (["--steps", "10", "--segments", "4"], "argument --segments: 4 must divide --steps 10"),
+    (["--steps", "10", "--segments", "11"], "argument --segments: 11 exceeds --steps 10"),
     (["--seeds", "0"], "argument --seeds: expected a count N"),
     (["--seeds", "1,1"], "`seeds` must be distinct"),
 ])
@@ -92,6 +92,23 @@ def test_bad_values_are_argparse_errors(capsys, argv, message):
   err = capsys.readouterr().err
   assert message in err and "Traceback" not in err
   assert len(data.load_digits("train").labels) == 1437
+
+
+def test_the_default_segments_take_any_step_count():
+  # `--steps 50` with the default 4 segments: lengths 14, 12, 12, 12 (periods of 2 steps).
+  args = cli.parse_args(["sweep", "--steps", "50"])
+  assert args.segments == 4 and cli._eval_every(50, 4) == 2
+  assert cli._trainer(cli.METHODS["prox_l1"], args).plan_segments(4) == (14, 12, 12, 12)
+  assert cli._eval_every(300, 3) == 10  # a divisor of the segment when segments divide
+
+
+def test_help_describes_every_column(capsys):
+  with pytest.raises(SystemExit):
+    cli.parse_args(["sweep", "--help"])
+  text = capsys.readouterr().out
+  for column in ("test_acc", "acc_std", "zero_w_%", "dead_units_%", "seconds", "failed",
+                 "train_penalty", "hidden_0_zero", "failed_step", "dead_units"):
+    assert f"    {column}" in text or f", {column}" in text, column
 
 
 def test_seeds_mean_a_count_or_a_list_as_in_the_api():

@@ -10,7 +10,7 @@ import pytest
 
 import regjax
 from regjax import data, models
-from regjax.experiment import checkpoint, cli
+from regjax.experiment import cli
 from regjax.experiment.data import Dataset
 from regjax.experiment.results import SweepResult, concat
 from regjax.experiment.trainer import Trainer
@@ -55,14 +55,14 @@ def test_curve_ends_at_the_final_metric_and_segments_record_the_same_curve():
 def test_curves_chunk_and_resume_like_the_rest_of_the_row(tmp_path):
   whole = regjax.sweep(RUN, GRID, seeds=(0, 1), progress=False)
   chunked = regjax.sweep(RUN, GRID, seeds=(0, 1), chunk_size=4, progress=False)
-  resumed = checkpoint.resumable_sweep(RUN, GRID, seeds=(0, 1), directory=tmp_path,
-                                       segments=2, progress=False)
+  resumed = regjax.sweep(RUN, GRID, seeds=(0, 1), checkpoint=tmp_path, segments=2,
+                         progress=False)
   # Interrupted after the first segment: drop the newest checkpoint and resume.
   segments = sorted(tmp_path.glob("chunk_*/segment_*"))
   assert [s.name for s in segments] == ["segment_0001", "segment_0002"]
   shutil.rmtree(segments[-1])
-  again = checkpoint.resumable_sweep(RUN, GRID, seeds=(0, 1), directory=tmp_path,
-                                     segments=2, resume=True, progress=False)
+  again = regjax.sweep(RUN, GRID, seeds=(0, 1), checkpoint=tmp_path, segments=2,
+                       progress=False)  # resumes by default
   assert whole.curves["test_accuracy"].shape == (6, 4)
   for name, curve in resumed.curves.items():
     np.testing.assert_array_equal(again.curves[name], curve, err_msg=name)
@@ -72,7 +72,11 @@ def test_curves_chunk_and_resume_like_the_rest_of_the_row(tmp_path):
       np.testing.assert_allclose(other.curves[name], curve, rtol=1e-6, err_msg=name)
   # Seeds averaged pointwise, with a band.
   means = whole.mean_over_seeds()
-  rows = whole.curves["validation_accuracy"].reshape(3, 2, 4)
+  rows = whole.curves["validation_accuracy"].values.reshape(3, 2, 4)
+  # The same through xarray: the rows unstacked into a (lam, seed, step) cube.
+  cube = whole.curves.set_index(row=["lam", "seed"]).unstack("row")
+  np.testing.assert_allclose(cube["validation_accuracy"].mean("seed").transpose("lam", "step"),
+                             rows.mean(1))
   np.testing.assert_allclose(means.curves["validation_accuracy_mean"], rows.mean(1))
   np.testing.assert_allclose(means.curves["validation_accuracy_std"], rows.std(1, ddof=1))
 
@@ -102,10 +106,10 @@ def test_best_picks_the_step_on_validation_and_reports_test_there():
   assert result.best("validation_accuracy")["seed"] == 1  # end points, as before
 
 
-def test_curves_survive_json_npz_filter_and_concat(tmp_path):
+def test_curves_survive_json_netcdf_filter_and_concat(tmp_path):
   result = hand_result()
   for loaded in (SweepResult.from_json(result.to_json(tmp_path / "r.json")),
-                 SweepResult.from_npz(result.to_npz(tmp_path / "r.npz"))):
+                 SweepResult.from_netcdf(result.to_netcdf(tmp_path / "r.nc"))):
     for name, curve in result.curves.items():
       np.testing.assert_array_equal(loaded.curves[name], curve)
     assert loaded.curves["step"].dtype == result.curves["step"].dtype

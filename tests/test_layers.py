@@ -23,9 +23,18 @@ def test_import_regjax_pulls_in_neither_flax_nor_the_harness():
 
 def test_touching_a_lazy_name_loads_its_layer():
   loaded = _fresh_python(
-      "import sys, regjax; regjax.sweep; "
-      "print('regjax.experiment.sweeps' in sys.modules, 'flax' in sys.modules)")
-  assert loaded == "True True"
+      "import sys, regjax; regjax.sweep; a = 'flax' in sys.modules; regjax.Trainer; "
+      "print('regjax.experiment.sweeps' in sys.modules, a, 'flax' in sys.modules)")
+  assert loaded == "True False True"
+
+
+def test_a_sweep_of_a_jax_function_imports_neither_flax_nor_orbax():
+  # The one-liner: orbax only with `checkpoint=`, flax only with a Trainer.
+  loaded = _fresh_python(
+      "import sys, jax.numpy as jnp, regjax; "
+      "regjax.sweep(lambda h, k: {'y': h['x']**2}, regjax.grid(x=[1., 2.]), progress=False); "
+      "print(sorted(m for m in ('flax','orbax') if any(n.startswith(m) for n in sys.modules)))")
+  assert loaded == "[]"
 
 
 @pytest.mark.parametrize("name", sorted(regjax._LAZY))

@@ -7,8 +7,8 @@ import optax
 import pytest
 
 import regjax
-from regjax import data, masks, models, penalties
-from regjax.experiment.trainer import Trainer, hidden_dead_fraction, hidden_kernels
+from regjax import data, masks, metrics, models, penalties
+from regjax.experiment.trainer import Trainer, hidden_kernels
 
 TRAIN, TEST = data.load_digits("train"), data.load_digits("test")
 
@@ -76,7 +76,7 @@ def test_hidden_kernel_mask_and_dead_fraction():
   mask = hidden_kernels(params)
   assert mask["layers"][0]["kernel"] and not mask["layers"][1]["kernel"]
   params["layers"][0]["kernel"] = params["layers"][0]["kernel"].at[0, 1].set(1.0)
-  np.testing.assert_allclose(hidden_dead_fraction(params), 3 / 4)
+  np.testing.assert_allclose(metrics.dead_unit_fraction(params, hidden_kernels), 3 / 4)
   # For an MLP the output layer found from the model is the last kernel in path order.
   run = Trainer(model=lambda rngs: models.MLP(64, (8, 8), 10, rngs=rngs),
                 optimizer=lambda h: optax.adam(1e-2), train=TRAIN, test=TEST, steps=1)

@@ -15,6 +15,7 @@ import regjax
 # The implementation module (regjax re-exports its public names).
 S = importlib.import_module("regjax.experiment.sweeps")
 R = importlib.import_module("regjax.experiment.rows")
+P = importlib.import_module("regjax.experiment.progress")
 
 # A small lasso problem: 12 observations, 6 features, a 3-sparse truth.
 _A = jax.random.normal(jax.random.key(42), (12, 6))
@@ -321,7 +322,7 @@ def _counting_scan(hparams, key):
 
 
 def test_progress_reports_each_step_once_under_vmap_and_each_chunk(monkeypatch, capfd):
-  monkeypatch.setattr(S, "_load_tqdm", lambda: None)  # plain printed lines
+  monkeypatch.setattr(P, "_load_tqdm", lambda: None)  # plain printed lines
   result = S.sweep(_counting_scan, S.grid(a=np.arange(8.0)), chunk_size=4, desc="grid")
   np.testing.assert_allclose(result["x"], 40 * np.arange(8.0))
   lines = capfd.readouterr().err.splitlines()
@@ -335,7 +336,7 @@ def test_progress_reports_each_step_once_under_vmap_and_each_chunk(monkeypatch, 
 
 
 def test_progress_false_and_enabled_false_print_nothing(monkeypatch, capfd):
-  monkeypatch.setattr(S, "_load_tqdm", lambda: None)
+  monkeypatch.setattr(P, "_load_tqdm", lambda: None)
   S.sweep(_counting_scan, S.grid(a=[1.0, 2.0]), progress=False)
   assert capfd.readouterr().err == ""
 
@@ -443,7 +444,7 @@ def test_table_csv_and_json_round_trip(lasso_sweep, tmp_path):
 
 def test_json_writes_nan_as_null_and_reads_it_back(by_hand, tmp_path):
   path = by_hand.to_json(tmp_path / "r.json")
-  assert json.loads(path.read_text())["records"][5]["acc"] is None
+  assert json.loads(path.read_text())["data_vars"]["acc"]["data"][5] is None
   reread = S.SweepResult.from_json(path)
   np.testing.assert_allclose(reread["acc"], by_hand["acc"], rtol=1e-7)
   assert reread.metrics == ("acc", "steps")

@@ -197,9 +197,15 @@ def test_streamed_batches_equal_the_in_memory_run_fed_the_same_batches():
   for name in ("test_loss", "train_loss", "zero_weights"):
     np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(got.curves["test_loss"], expected.curves["test_loss"], rtol=1e-5)
-  with pytest.raises(TypeError, match="one-shot iterator"):
-    regjax.sweep(Trainer(model=memory.model, optimizer=memory.optimizer, train=stream(),
-                         test=TEST, steps=steps), grid, progress=False)
+  # A generator object is read once, shared by every row of a one-chunk sweep...
+  one_shot = Trainer(model=memory.model, optimizer=memory.optimizer, train=stream(),
+                     test=TEST, steps=steps, eval_every=10, segment_steps=20)
+  got = regjax.sweep(one_shot, grid, progress=False)
+  np.testing.assert_allclose(got["test_loss"], expected["test_loss"], rtol=1e-5, atol=1e-7)
+  # ...and a second pass (another sweep, or a second chunk) says how to pass a re-iterable.
+  for chunk_size in (None, 2):
+    with pytest.raises(TypeError, match="one-shot iterator .* `train=lambda: loader"):
+      regjax.sweep(one_shot, grid, chunk_size=chunk_size, progress=False)
 
 
 @pytest.mark.slow
@@ -216,3 +222,39 @@ def test_cnn_example_trains_through_a_sweep_in_tiny_mode(capsys):
   assert (result["train_loss"][smooth] > result["train_cross_entropy"][smooth]).all()
   np.testing.assert_allclose(result["train_loss"][~smooth], result["train_cross_entropy"][~smooth])
   assert "best on validation" in capsys.readouterr().out
+
+
+def test_a_reported_penalty_is_shown_apart_and_left_out_of_held_out_losses():
+  def penalized(model, batch, hparams):
+    data = cross_entropy_of(model, batch)
+    penalty = hparams["lam"] * sum(jnp.sum(jnp.abs(k)) for k in (model.layers[0].kernel[...],))
+    return data + penalty, {"penalty": penalty, "data": data}
+
+  def cross_entropy_of(model, batch):
+    from regjax.experiment.trainer import cross_entropy
+
+    return cross_entropy(model(batch[0]), batch[1])
+
+  small = Dataset(TRAIN.inputs[:64], TRAIN.labels[:64])
+  run = Trainer(model=lambda rngs: models.MLP(64, (4,), 10, rngs=rngs), optimizer=adam,
+                train=small, test=small, steps=1, batch_size=64, loss_fn=penalized,
+                loss_penalty=lambda params, h: 2.0 * h["lam"])
+  hparams = {"lam": jnp.float32(0.01)}
+  state = run.advance(hparams, run.init(hparams, jax.random.key(0)), 1)
+  out = run.evaluate(hparams, state)
+  # train_penalty: the loss_fn's penalty plus loss_penalty (2 λ); train_loss holds both.
+  np.testing.assert_allclose(out["train_penalty"], out["train_loss"] - out["train_data"],
+                             rtol=1e-5)
+  assert out["train_penalty"] > 2.0 * 0.01
+  # Held out, the same batch gives the data term alone (the model after the step).
+  model = _model_of(run, state)
+  np.testing.assert_allclose(out["test_loss"], cross_entropy_of(model, small), rtol=1e-5)
+
+
+def _model_of(run, state):
+  from regjax.experiment import _model
+
+  model = _model.merge(run.structure, state.params, state.model_state, state.rng_key,
+                       state.step)
+  model.eval()
+  return model

@@ -1,30 +1,33 @@
 """The experiment harness: the outer layer of regjax (core ← nn ← experiment).
 
 :func:`sweep` trains every point of a :func:`grid` (and every seed) as one
-``jit(vmap(...))``, its rows laid out by :mod:`rows`; :class:`Trainer` turns a Flax NNX
-model and an optimizer built from the hyperparameters into the function a sweep runs;
-:class:`SweepResult` prints, saves and plots the rows and their curves (:mod:`curves`);
-:mod:`streaming` feeds a Trainer batches from the host; :mod:`checkpoint` resumes a
-sweep; :mod:`data` holds the embedded digits; :mod:`cli` is ``regjax sweep``.
+``jit(vmap(...))`` through the one sweep loop (:mod:`loop`: rows laid out by :mod:`rows`,
+segments, streaming, checkpoints, the hook between segments); :class:`Trainer` turns a
+Flax NNX model and an optimizer built from the hyperparameters into a segmented run;
+:class:`SweepResult` holds the rows as a pandas table and the curves as an xarray
+Dataset (:mod:`results`, :mod:`curves`); :mod:`streaming` reads host batches;
+:mod:`checkpoint` saves and resumes with Orbax; :mod:`data` holds the embedded digits;
+:mod:`cli` is ``regjax sweep``.
+
+Names load on first use: a sweep of a plain JAX function imports neither flax (the
+Trainer's) nor orbax (the checkpoints').
+
+Examples:
+  >>> import sys
+  >>> from regjax import experiment
+  >>> experiment.sweep.__module__
+  'regjax.experiment.sweeps'
 """
 
-from regjax.experiment import (
-    checkpoint,
-    curves,
-    data,
-    results,
-    rows,
-    streaming,
-    sweeps,
-    trainer,
-)
-from regjax.experiment.results import SweepResult
-from regjax.experiment.results import concat as concat_results
-from regjax.experiment.sweeps import Grid, grid, progress_callback, sweep, zip_grid
-from regjax.experiment.trainer import Trainer, TrainState
+from __future__ import annotations
+
+from regjax import _lazy
 
 __all__ = [
     "Grid",
+    "Refill",
+    "SegmentEnd",
+    "SegmentedRun",
     "SweepResult",
     "TrainState",
     "Trainer",
@@ -33,6 +36,10 @@ __all__ = [
     "curves",
     "data",
     "grid",
+    "grids",
+    "load_result",
+    "loop",
+    "progress",
     "progress_callback",
     "results",
     "rows",
@@ -42,3 +49,26 @@ __all__ = [
     "trainer",
     "zip_grid",
 ]
+
+# name -> (module, attribute or None for the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Grid": ("regjax.experiment.grids", "Grid"),
+    "Refill": ("regjax.experiment.loop", "Refill"),
+    "SegmentEnd": ("regjax.experiment.loop", "SegmentEnd"),
+    "SegmentedRun": ("regjax.experiment.loop", "SegmentedRun"),
+    "SweepResult": ("regjax.experiment.results", "SweepResult"),
+    "TrainState": ("regjax.experiment.trainer", "TrainState"),
+    "Trainer": ("regjax.experiment.trainer", "Trainer"),
+    "concat_results": ("regjax.experiment.results", "concat"),
+    "grid": ("regjax.experiment.grids", "grid"),
+    "load_result": ("regjax.experiment.results", "load"),
+    "progress_callback": ("regjax.experiment.progress", "progress_callback"),
+    "sweep": ("regjax.experiment.sweeps", "sweep"),
+    "zip_grid": ("regjax.experiment.grids", "zip_grid"),
+    **{name: (f"regjax.experiment.{name}", None) for name in (
+        "checkpoint", "curves", "data", "grids", "loop", "progress", "results", "rows",
+        "streaming", "sweeps", "trainer")},
+}
+
+
+__getattr__, __dir__ = _lazy.attach("regjax.experiment", _LAZY, globals())

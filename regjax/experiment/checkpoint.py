@@ -1,14 +1,13 @@
-"""Checkpoint and resume for long sweeps of a :class:`regjax.nnx.Trainer`.
+"""Checkpoints of a segmented sweep: ``regjax.sweep(..., checkpoint=DIR)`` saves and resumes.
 
-:func:`resumable_sweep` trains every (grid point, seed) row like :func:`regjax.sweep`,
-with the same row plan (:mod:`regjax.experiment.rows`: rows sharded over the mesh and
-cut into chunks), but in ``segments`` equal stretches of steps, and saves each chunk's
-stacked training state (whatever pytree ``trainer.init`` builds: parameters, optimizer
-states, step, data key, ...) after every segment with Orbax
-(``orbax.checkpoint.StandardCheckpointer``). A run started again with ``resume=True``
-goes on from the newest checkpoint of each chunk. Because the minibatch of step ``t`` is
-drawn from ``fold_in(data_key, t)`` and every segment runs the same compiled program, a
-resumed sweep is bit-identical to an uninterrupted one.
+The sweep loop (:mod:`regjax.experiment.loop`) saves each chunk's stacked rows after every
+segment: the training state (whatever pytree the run's ``init`` builds: parameters,
+optimizer states, step, data key, ...) with the rows' hyperparameters and seeds, through
+Orbax (``orbax.checkpoint.StandardCheckpointer``). A sweep started again over the same
+directory goes on from the newest checkpoint of each chunk. Because every segment runs
+the same compiled program and the minibatch of step ``t`` depends only on ``t``, a
+resumed sweep is bit-identical to an uninterrupted one. This module is imported (and
+Orbax with it) only when ``checkpoint=`` is given.
 
 Layout of ``directory``::
 
@@ -23,16 +22,26 @@ Safety:
 * ``sweep.json`` records every setting that changes the result: the grid, seeds, steps,
   segments, batch size, chunk size, a SHA-256 of the training and test arrays, the
   shapes and dtypes of one row's training state (so a different model shape is caught),
-  and the caller's ``settings`` (e.g. a learning rate or method the trainer's callables
+  and the caller's ``settings`` (e.g. a learning rate or method the run's callables
   hide). A resume whose signature differs is refused with a :class:`CheckpointError`
   naming the setting.
 * A damaged checkpoint or signature file raises :class:`CheckpointError` naming the file
-  and how to recover.
+  and how to recover, and nothing else: the "Event loop is closed" reports that Orbax's
+  unfinished reads of a damaged checkpoint leave behind are dropped.
 
 Orbax rather than one msgpack file per segment: each process writes only the shards of
 its own devices (no gather of the whole state to one host) and restores straight into
 the mesh's sharding, which a multi-process sweep needs; it also saves in the background
 while the next segment trains.
+
+Examples:
+  >>> import pathlib, tempfile
+  >>> import jax.numpy as jnp
+  >>> from regjax.experiment import checkpoint
+  >>> path = pathlib.Path(tempfile.mkdtemp()) / "tree"
+  >>> checkpoint.save(path, {"w": jnp.arange(3.0)})
+  >>> checkpoint.load(path, {"w": jnp.zeros(3)})["w"].tolist()
+  [0.0, 1.0, 2.0]
 """
 
 from __future__ import annotations
@@ -43,8 +52,9 @@ import os
 import pathlib
 import re
 import shutil
-import time
-from collections.abc import Mapping
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -52,10 +62,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from regjax import _checks
-from regjax.experiment import rows as _rows
-from regjax.experiment import sweeps as _sweep
+from regjax.experiment.grids import Grid
 from regjax.experiment.results import SweepResult
+
+__all__ = ["SIGNATURE", "CheckpointError", "Store", "load", "resumable_sweep", "save"]
 
 SIGNATURE = "sweep.json"
 _SEGMENT = re.compile(r"segment_(\d{4})")
@@ -84,6 +94,28 @@ def save(path: str | os.PathLike, state: Any, checkpointer: Any = None) -> None:
     checkpointer.save(path, state)
 
 
+def _is_closed_loop_report(report: Any) -> bool:
+  value = getattr(report, "exc_value", None)
+  return isinstance(value, RuntimeError) and str(value) == "Event loop is closed"
+
+
+def _drop_closed_loop_reports() -> None:
+  """After a failed restore, Orbax's other reads of the damaged checkpoint finish on
+  TensorStore threads and report ``RuntimeError('Event loop is closed')`` through
+  ``sys.unraisablehook`` (its loop is gone): noise after a clean :class:`CheckpointError`.
+  Drops exactly those reports; every other one goes to the hook that was installed."""
+  previous = sys.unraisablehook
+  if getattr(previous, "_regjax_drops_closed_loop", False):
+    return
+
+  def hook(report: Any) -> None:
+    if not _is_closed_loop_report(report):
+      previous(report)
+
+  hook._regjax_drops_closed_loop = True  # type: ignore[attr-defined]
+  sys.unraisablehook = hook
+
+
 def load(path: str | os.PathLike, like: Any) -> Any:
   """Reads a checkpoint written by :func:`save` into the structure, shapes, dtypes and
   shardings of ``like`` (arrays or ``jax.ShapeDtypeStruct``).
@@ -99,6 +131,7 @@ def load(path: str | os.PathLike, like: Any) -> Any:
     with ocp.StandardCheckpointer() as checkpointer:
       return checkpointer.restore(path, abstract)
   except Exception as error:  # noqa: BLE001 - Orbax and TensorStore raise many kinds.
+    _drop_closed_loop_reports()
     message = str(error).splitlines()[0][:300] if str(error) else ""
     raise CheckpointError(
         f"Checkpoint {path} cannot be read ({type(error).__name__}: {message}). Delete "
@@ -118,31 +151,6 @@ def _fingerprint(data: Any) -> str | None:
   return digest.hexdigest()
 
 
-def _signature(trainer: Any, grid: _sweep.Grid, seeds: tuple[int, ...], chunk: int,
-               segments: int, settings: Mapping[str, Any], row: Any) -> dict[str, Any]:
-  """Every setting of a run that changes its result, as JSON values; ``row`` is the
-  abstract training state of one row."""
-  state = {jax.tree_util.keystr(path): [list(leaf.shape), str(leaf.dtype)]
-           for path, leaf in jax.tree_util.tree_leaves_with_path(row)}
-  signature = {
-      **{f"settings[{name!r}]": value for name, value in settings.items()},
-      "grid": {name: values.tolist() for name, values in grid.points.items()},
-      "seeds": list(seeds),
-      "steps": trainer.steps,
-      "segments": segments,
-      "batch_size": getattr(trainer, "batch_size", None),
-      "training data": _fingerprint(getattr(trainer, "train", None)),
-      "test data": _fingerprint(getattr(trainer, "test", None)),
-      "chunk_size": chunk,
-      "training state": state,
-  }
-  try:
-    return json.loads(json.dumps(signature))
-  except (TypeError, ValueError):
-    raise TypeError(f"`settings` must map names to JSON values (numbers, strings, lists), "
-                    f"got {dict(settings)!r}.") from None
-
-
 def _first_difference(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
   for name in dict.fromkeys([*now, *saved]):
     old, new = saved.get(name), now.get(name)
@@ -154,21 +162,6 @@ def _first_difference(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str |
               f"{old.get(leaf)}, now {new.get(leaf)}")
     return f"{name}: was {old!r}, now {new!r}"
   return None
-
-
-def _read_signature(directory: pathlib.Path) -> dict[str, Any]:
-  path = directory / SIGNATURE
-  try:
-    signature = json.loads(path.read_text())
-    chunk = signature["chunk_size"]
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-      raise ValueError(f"chunk_size {chunk!r}")
-    return signature
-  except (OSError, ValueError, TypeError, KeyError) as error:
-    raise CheckpointError(
-        f"The sweep signature {path} is missing or damaged ({type(error).__name__}); the "
-        f"checkpoints beside it cannot be checked. Run without `resume` (the CLI's "
-        "--resume) to start over.") from None
 
 
 def _segments(folder: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
@@ -186,149 +179,145 @@ def _sync(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
-def _remove_unfinished(directory: pathlib.Path) -> None:
-  """Removes the temporary directories of saves that a killed run left (process 0)."""
-  if jax.process_index() == 0:
-    for unfinished in directory.glob("chunk_*/*.orbax-checkpoint-tmp*"):
-      shutil.rmtree(unfinished, ignore_errors=True)
-  _sync("regjax resumable_sweep: unfinished saves removed")
+class Store:
+  """The checkpoints of one sweep in ``directory``: signature, saves and restores.
 
-
-def _start_fresh(directory: pathlib.Path, signature: Mapping[str, Any]) -> None:
-  """Removes old checkpoints and writes the new signature (process 0; all wait)."""
-  if jax.process_index() == 0:
-    directory.mkdir(parents=True, exist_ok=True)
-    for old in directory.glob("chunk_*"):
-      shutil.rmtree(old)
-    temporary = directory / (SIGNATURE + ".tmp")
-    temporary.write_text(json.dumps(signature, indent=1))
-    os.replace(temporary, directory / SIGNATURE)
-  _sync("regjax resumable_sweep: fresh start")
-
-
-def resumable_sweep(
-    trainer: Any,
-    grid: _sweep.Grid | Mapping[str, Any],
-    *,
-    seeds: int | Any = 1,
-    directory: str | os.PathLike,
-    segments: int = 4,
-    resume: bool = False,
-    settings: Mapping[str, Any] | None = None,
-    chunk_size: int | None = None,
-    mesh: jax.sharding.Mesh | None = None,
-    progress: bool = True,
-    desc: str | None = None,
-) -> SweepResult:
-  """Trains ``trainer`` over ``grid × seeds`` in segments, saving after each segment.
+  The sweep loop makes one per ``sweep(..., checkpoint=directory)`` call: it reads the
+  saved chunk size (:attr:`saved_chunk_size`), then :meth:`open` checks (on resume) or
+  writes (fresh) the signature before anything trains, :meth:`restore` finds a chunk's
+  newest segment, :meth:`save` writes one in the background, :meth:`close` waits.
 
   Args:
-    trainer: a :class:`regjax.nnx.Trainer` (or any object with its ``init``,
-      ``advance``, ``evaluate`` and ``steps``); ``steps`` must divide by ``segments``.
-    grid: the strengths, as for :func:`regjax.sweep`.
-    seeds: an int ``n`` (seeds ``0..n-1``) or a list of seeds, as for
-      :func:`regjax.sweep` (row key ``jax.random.key(seed)``).
     directory: where checkpoints go (created if needed); every process of a
       multi-process run must see the same directory.
-    segments: number of equal stretches of steps; a checkpoint follows each.
-    resume: continue from the newest checkpoints in ``directory`` if there are any
-      (else start fresh, as without it); their signature must equal this run's.
-    settings: JSON values of settings that change the result but that the trainer's
-      callables hide, e.g. ``{"learning_rate": 1e-2, "method": "prox_l1"}``; they enter
-      the signature.
-    chunk_size: rows per compiled call, as for :func:`regjax.sweep`; None sizes chunks
-      from the memory estimate of a segment, or on resume takes the saved run's.
-    mesh: devices to shard the rows over, as for :func:`regjax.sweep`.
-    progress: show a bar over segments.
-    desc: label of the bar.
-
-  Returns:
-    A :class:`regjax.SweepResult`, as :func:`regjax.sweep` returns for ``trainer``.
-
-  Raises:
-    CheckpointError: ``resume`` found checkpoints of a different sweep (the message
-      names the setting) or a damaged file.
+    resume: go on from the checkpoints found there, if any (else start fresh: old
+      checkpoints in ``directory`` are removed).
+    settings: JSON values of settings that change the result but that the run's
+      callables hide; they enter the signature.
   """
-  start = time.perf_counter()
-  if isinstance(grid, Mapping):
-    grid = _sweep.grid(**grid)
-  _checks.check_int("segments", segments)
-  if trainer.steps % segments:
-    raise ValueError(f"`segments` must be a positive int dividing steps={trainer.steps}, "
-                     f"got {segments!r}.")
-  directory = pathlib.Path(directory).absolute()
-  seeds = _rows.check_seeds(seeds)
-  plan = _rows.plan_rows(grid.names, grid.points, seeds, mesh)
-  resuming = resume and any(_segments(c) for c in directory.glob("chunk_*"))
-  saved = _read_signature(directory) if resuming else None
-  if saved is not None and chunk_size is None:
-    chunk_size = saved["chunk_size"]
 
-  per_segment = trainer.steps // segments
-  row_state = jax.eval_shape(
-      trainer.init, {name: jax.ShapeDtypeStruct((), float) for name in plan.names},
-      jax.random.key(0))
+  def __init__(self, directory: str | os.PathLike, *, resume: bool,
+               settings: Mapping[str, Any] | None = None):
+    self.directory = pathlib.Path(directory).absolute()
+    self.settings = dict(settings or {})
+    self.resuming = bool(resume) and any(_segments(c) for c in self.directory.glob("chunk_*"))
+    self._saved = self._read_signature() if self.resuming else None
+    self._checkpointer: Any = None
 
-  def chunk_state(rows: int) -> Any:
-    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(
-        (rows, *leaf.shape), leaf.dtype, sharding=plan.sharding), row_state)
+  @property
+  def saved_chunk_size(self) -> int | None:
+    """The chunk size of the run being resumed, or None."""
+    return None if self._saved is None else int(self._saved["chunk_size"])
 
-  def compile_advance(rows: int) -> Any:
-    advance = jax.jit(jax.vmap(lambda h, state: trainer.advance(h, state, per_segment)),
-                      out_shardings=plan.sharding, donate_argnums=1)
-    hparams = plan.with_chunk(rows).abstract_inputs()[0]
-    return advance.lower(hparams, chunk_state(rows)).compile()
+  def _read_signature(self) -> dict[str, Any]:
+    path = self.directory / SIGNATURE
+    try:
+      signature = json.loads(path.read_text())
+      chunk = signature["chunk_size"]
+      if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk_size {chunk!r}")
+      return signature
+    except (OSError, ValueError, TypeError, KeyError) as error:
+      raise CheckpointError(
+          f"The sweep signature {path} is missing or damaged ({type(error).__name__}); the "
+          f"checkpoints beside it cannot be checked. Run without `resume` (the CLI's "
+          "--resume) to start over.") from None
 
-  if saved is not None:  # refuse another sweep's checkpoints before compiling anything
-    now = _signature(trainer, grid, seeds, plan.with_chunk(chunk_size).chunk, segments,
-                     dict(settings or {}), row_state)
-    difference = _first_difference(saved, now)
+  def signature(self, fn: Any, grid: Grid, seeds: Sequence[int], lengths: Sequence[int],
+                chunk: int, row_state: Any) -> dict[str, Any]:
+    """Every setting of a run that changes its result, as JSON values."""
+    state = {jax.tree_util.keystr(path): [list(leaf.shape), str(leaf.dtype)]
+             for path, leaf in jax.tree_util.tree_leaves_with_path(row_state)}
+    signature = {
+        **{f"settings[{name!r}]": value for name, value in self.settings.items()},
+        "grid": {name: values.tolist() for name, values in grid.points.items()},
+        "seeds": list(seeds), "steps": int(sum(lengths)), "segments": len(lengths),
+        "batch_size": getattr(fn, "batch_size", None),
+        "training data": _fingerprint(getattr(fn, "train", None)),
+        "test data": _fingerprint(getattr(fn, "test", None)),
+        "chunk_size": chunk, "training state": state,
+    }
+    try:
+      return json.loads(json.dumps(signature))
+    except (TypeError, ValueError):
+      raise TypeError(f"`settings` must map names to JSON values (numbers, strings, lists), "
+                      f"got {self.settings!r}.") from None
+
+  def check(self, signature: Mapping[str, Any]) -> None:
+    """On resume, refuses another sweep's checkpoints, naming the first difference."""
+    if self._saved is None:
+      return
+    difference = _first_difference(self._saved, signature)
     if difference is not None:
       raise CheckpointError(
-          f"`resume`: {directory} holds checkpoints of a different sweep; {difference}. "
+          f"`resume`: {self.directory} holds checkpoints of a different sweep; {difference}. "
           "Resume with the same settings, or run without `resume` (the CLI's --resume) "
           "to start over there, or use another directory.")
-  plan, advance = _rows.fit_chunks(plan, chunk_size, compile_advance)
-  if saved is not None:
-    _remove_unfinished(directory)
-  else:
-    _start_fresh(directory, _signature(trainer, grid, seeds, plan.chunk, segments,
-                                       dict(settings or {}), row_state))
 
-  order: list[str] = []
+  def open(self, signature: Mapping[str, Any]) -> None:
+    """Starts saving: removes unfinished saves (resume) or old checkpoints (fresh run) and
+    writes the signature; process 0 writes, every process waits."""
+    if jax.process_index() == 0:
+      if self.resuming:
+        for unfinished in self.directory.glob("chunk_*/*.orbax-checkpoint-tmp*"):
+          shutil.rmtree(unfinished, ignore_errors=True)
+      else:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for old in self.directory.glob("chunk_*"):
+          shutil.rmtree(old)
+        temporary = self.directory / (SIGNATURE + ".tmp")
+        temporary.write_text(json.dumps(signature, indent=1))
+        os.replace(temporary, self.directory / SIGNATURE)
+    _sync("regjax sweep: checkpoint directory ready")
+    self._checkpointer = ocp.StandardCheckpointer()
 
-  def evaluate_row(hparams: Any, state: Any) -> Any:
-    metrics = trainer.evaluate(hparams, state)
-    order[:] = list(metrics)  # pytrees sort dict keys; keep the trainer's order
-    return metrics
+  def restore(self, chunk: int, like: Any) -> tuple[int, Any] | None:
+    """``(segments done, tree)`` of chunk ``chunk``'s newest checkpoint, or None."""
+    found = _segments(self.directory / f"chunk_{chunk:04d}") if self.resuming else []
+    if not found:
+      return None
+    return found[-1][0], load(found[-1][1], like)
 
-  init = jax.jit(jax.vmap(lambda h, s: trainer.init(h, jax.random.key(s))),
-                 out_shardings=plan.sharding)
-  evaluate = jax.jit(jax.vmap(evaluate_row), out_shardings=plan.sharding)
-  bar = (_sweep._make_bar(plan.n_chunks * segments, desc or "segments", unit="segment")
-         if progress else None)
-  pieces = []
-  try:
-    with ocp.StandardCheckpointer() as checkpointer:
-      for i in range(plan.n_chunks):
-        hparams, seed_keys = plan.inputs(i)
-        folder = directory / f"chunk_{i:04d}"
-        found = _segments(folder) if resuming else []
-        done = found[-1][0] if found else 0
-        state = load(found[-1][1], chunk_state(plan.chunk)) if found else init(
-            hparams, seed_keys)
-        if bar is not None:
-          bar.update(done)
-        for segment in range(done + 1, segments + 1):
-          state = advance(hparams, state)
-          save(folder / f"segment_{segment:04d}", state, checkpointer)
-          if bar is not None:
-            bar.update(1)
-        pieces.append(evaluate(hparams, state))
-      checkpointer.wait_until_finished()
-  finally:
-    if bar is not None:
-      bar.close()
-  metrics = plan.gather(pieces)
-  metrics = {name: metrics[name] for name in order or sorted(metrics)}
-  return plan.result(metrics, time.perf_counter() - start)
+  def save(self, chunk: int, segment: int, tree: Any) -> None:
+    """Saves chunk ``chunk`` after segment ``segment`` (in the background)."""
+    path = self.directory / f"chunk_{chunk:04d}" / f"segment_{segment:04d}"
+    save(path, tree, self._checkpointer)
+
+  def close(self) -> None:
+    """Waits for the last saves and releases Orbax's resources."""
+    if self._checkpointer is not None:
+      checkpointer, self._checkpointer = self._checkpointer, None
+      try:
+        checkpointer.wait_until_finished()
+      finally:
+        checkpointer.close()
+
+
+def resumable_sweep(trainer: Any, grid: Grid | Mapping[str, Any], *, directory: str | os.PathLike,
+                    segments: int = 4, resume: bool = False, **options: Any) -> SweepResult:
+  """Deprecated: ``regjax.sweep(trainer, grid, checkpoint=directory, segments=segments,
+  resume=resume, ...)``, which it calls with the same results, bit for bit.
+
+  Note the default ``resume=False`` here (start over, removing old checkpoints), where
+  ``sweep(checkpoint=...)`` resumes by default.
+
+  Args:
+    trainer: a segmented run (a :class:`regjax.Trainer`).
+    grid: the grid, as for :func:`regjax.sweep`.
+    directory: where checkpoints go.
+    segments: number of segments (the last ones may be one step shorter).
+    resume: continue from the checkpoints in ``directory``.
+    **options: every other argument of :func:`regjax.sweep` (``seeds``, ``settings``,
+      ``chunk_size``, ``mesh``, ``progress``, ``desc``).
+
+  Returns:
+    The :class:`regjax.SweepResult`.
+  """
+  warnings.warn("`regjax.checkpoint.resumable_sweep` is deprecated: call "
+                "`regjax.sweep(fn, grid, checkpoint=directory, segments=..., resume=...)`.",
+                DeprecationWarning, stacklevel=2)
+  from regjax.experiment import sweeps
+
+  return sweeps.sweep(trainer, grid, checkpoint=directory, segments=segments, resume=resume,
+                      **options)
+

@@ -30,7 +30,11 @@ from regjax.experiment import results as _results
 from regjax.experiment import rows as _rows
 from regjax.experiment import sweeps as _sweep
 from regjax.experiment import trainer as regjax_nnx
+from regjax.experiment.grids import grid as _grid
 from regjax.nn import models
+
+__all__ = ["COLUMNS", "METHODS", "Method", "build_parser", "main", "parse_args", "run_sweep",
+           "summarize", "write_curves", "write_outputs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +67,31 @@ METHODS = {
         lambda lr: lambda h: optax.chain(
             optax.adam(lr),
             transforms.proximal(prox.group_l2, h["lam"], lr, mask=regjax_nnx.hidden_kernels))),
+}
+# What every column of the printed table, sweep.csv and rows.csv holds (`--help` shows it).
+COLUMNS = {
+    "sweep.csv and the printed table (one row per method and λ, mean over seeds)": {
+        "method": "the regularization method (see --methods)",
+        "lambda": "its strength λ",
+        "test_acc": "held-out accuracy on the 360 test digits, mean over seeds",
+        "acc_std": "its sample standard deviation over seeds",
+        "zero_w_%": "percent of exact-zero weights in the kernels (biases not counted)",
+        "dead_units_%": "percent of hidden units whose incoming weights are all zero",
+        "seconds": "wall time of the method's whole sweep (every λ and seed at once)",
+        "failed": "True when every seed failed (a non-finite loss)",
+    },
+    "rows.csv (one row per method, λ and seed, full precision)": {
+        "method, lam, seed": "the method, λ and the seed of the row's PRNG key",
+        "train_loss": "training objective of the last step (data term + penalty)",
+        "train_penalty": "its penalty part (l1_subgradient: λ·‖W‖₁; empty for the others)",
+        "test_loss, test_accuracy": "held-out cross-entropy and accuracy",
+        "zero_weights, dead_units": "shares (0..1) as zero_w_% and dead_units_% above",
+        "hidden_0_zero, hidden_1_zero, ...": "share of exact-zero activations of hidden layer "
+                                            "0, 1, ... on the test digits",
+        "failed_step": "first step with a non-finite loss, or -1",
+        "seconds": "as above",
+        "failed": "the row failed (a non-finite metric or failed_step >= 0)",
+    },
 }
 # Summary columns: (column of `mean_over_seeds()`, printed name, scale).
 SUMMARY = (
@@ -97,7 +126,7 @@ def _methods(text: str) -> list[str]:
 
 
 def _positive(text: str) -> int:
-  return _parse_positive(text, int, "a positive int")
+  return int(_parse_positive(text, int, "a positive int"))
 
 
 def _positive_float(text: str) -> float:
@@ -130,6 +159,14 @@ def _seeds(text: str) -> int | list[int]:
         f"got {text!r} ({error})") from None
 
 
+def _epilog() -> str:
+  lines = ["columns:"]
+  for where, columns in COLUMNS.items():
+    lines.append(f"  {where}:")
+    lines += [f"    {name}: {meaning}" for name, meaning in columns.items()]
+  return "\n".join(lines)
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
   """Keeps the description's layout and appends every option's default to its help."""
 
@@ -143,7 +180,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 class _Parser(argparse.ArgumentParser):
   """Takes ``--grid -4:-2:3`` (a value that starts with ``-``) like ``--grid=-4:-2:3``."""
 
-  def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+  def parse_known_args(  # type: ignore[override]
+      self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
     joined: list[str] = []
     for arg in sys.argv[1:] if args is None else args:
       if joined and joined[-1] == "--grid" and arg.startswith("-"):
@@ -158,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
   commands = parser.add_subparsers(dest="command", required=True)
   run = commands.add_parser(
       "sweep", help="train a λ grid for several methods and report accuracy vs sparsity",
-      description=__doc__, formatter_class=_HelpFormatter)
+      description=__doc__, epilog=_epilog(), formatter_class=_HelpFormatter)
   run.add_argument("--methods", type=_methods, default=",".join(METHODS),
                    help="comma-separated subset of: " + ", ".join(
                        f"{k} ({m.description})" for k, m in METHODS.items()))
@@ -182,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "seed), sweep.png and checkpoints/")
   run.add_argument("--segments", type=_positive, default=4,
                    help="training is saved to --out/checkpoints after each of this many "
-                        "equal segments of --steps, which it must divide")
+                        "segments of --steps (near-equal: lengths differ by one evaluation "
+                        "period at most)")
   run.add_argument("--resume", action="store_true",
                    help="continue from the checkpoints in --out (same arguments, else an "
                         "error names the one that differs), bit-identical to an "
@@ -199,8 +238,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   if args.batch_size > n_train:
     parser.error(f"argument --batch-size: {args.batch_size} exceeds the {n_train} training "
                  "examples of the digits")
-  if args.steps % args.segments:
-    parser.error(f"argument --segments: {args.segments} must divide --steps {args.steps}")
+  if args.segments > args.steps:
+    parser.error(f"argument --segments: {args.segments} exceeds --steps {args.steps}")
   return args
 
 
@@ -215,9 +254,11 @@ def _trainer(method: Method, args: argparse.Namespace) -> regjax_nnx.Trainer:
 
 
 def _eval_every(steps: int, segments: int) -> int:
-  """About 20 evaluations per run, a divisor of the segment length (curves resume)."""
-  per_segment = steps // segments
-  return max(d for d in range(1, max(1, steps // 20) + 1) if per_segment % d == 0)
+  """About 20 evaluations per run, at least one per segment: a divisor of the segment
+  length when ``segments`` divides ``steps``, else of ``steps``."""
+  period = steps // segments if steps % segments == 0 else steps
+  limit = max(1, steps // max(20, segments))
+  return max(d for d in range(1, limit + 1) if period % d == 0 and steps % d == 0)
 
 
 def run_sweep(args: argparse.Namespace) -> _results.SweepResult:
@@ -226,12 +267,12 @@ def run_sweep(args: argparse.Namespace) -> _results.SweepResult:
   for name in args.methods:
     method = METHODS[name]
     low, high, count = args.grid or (*method.log10_range, 12)
-    grid = _sweep.grid(lam=np.logspace(low, high, count))
+    grid = _grid(lam=np.logspace(low, high, count))
     settings = {"method": name, "learning_rate": args.learning_rate, "width": args.width,
                 "depth": args.depth}
-    result = checkpoint.resumable_sweep(
+    result = _sweep.sweep(
         _trainer(method, args), grid, seeds=args.seeds, settings=settings,
-        directory=args.out / "checkpoints" / name, segments=args.segments,
+        checkpoint=args.out / "checkpoints" / name, segments=args.segments,
         resume=args.resume, progress=not args.no_progress, desc=name)
     columns = {column: result[column] for column in result.columns}
     columns["seconds"] = np.full(len(result), result.wall_time)

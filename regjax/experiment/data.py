@@ -51,13 +51,13 @@ class Dataset(NamedTuple):
     labels: integer class labels (or float targets), shape ``(n,)``.
   """
 
-  inputs: jax.Array
-  labels: jax.Array
+  inputs: jax.Array | np.ndarray
+  labels: jax.Array | np.ndarray
 
 
 @functools.lru_cache(maxsize=1)
 def _digits_arrays() -> dict[str, np.ndarray]:
-  path = resources.files("regjax.experiment").joinpath("_data", "digits.npz")
+  path = resources.files("regjax.experiment").joinpath("_data").joinpath("digits.npz")
   with path.open("rb") as handle, np.load(handle) as archive:
     arrays = {name: np.array(archive[name]) for name in archive.files}
   for array in arrays.values():

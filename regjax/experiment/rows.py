@@ -1,7 +1,6 @@
 """The row plan of a sweep: grid × seeds flattened, padded, sharded and chunked.
 
-:func:`regjax.sweep` and :func:`regjax.checkpoint.resumable_sweep` both run their rows
-through a :class:`RowPlan`:
+The sweep loop (:mod:`regjax.experiment.loop`) runs its rows through a :class:`RowPlan`:
 
 * The grid is flattened to rows ``(point, seed)``, point-major.
 * The rows are cut into equal chunks of ``chunk`` rows, a multiple of the mesh's device
@@ -28,17 +27,28 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from regjax import _checks
 from regjax.experiment.results import CURVE_PREFIX, SweepResult
 
+__all__ = ["RowPlan", "check_seeds", "fit_chunks", "plan_rows", "resolve_mesh"]
+
 # Share of the free device memory a chunk may use; XLA's estimate is not exact.
 _MEMORY_HEADROOM = 0.9
 
 
 def check_seeds(seeds: Any) -> tuple[int, ...]:
-  """``seeds`` as a tuple: an int ``n`` means seeds ``0..n-1``, a sequence those seeds."""
+  """``seeds`` as a tuple: an int ``n`` means seeds ``0..n-1``, a sequence those seeds.
+
+  Examples:
+    >>> from regjax.experiment.rows import check_seeds
+    >>> check_seeds(3), check_seeds([7])
+    ((0, 1, 2), (7,))
+  """
   if isinstance(seeds, numbers.Integral) and not isinstance(seeds, (bool, np.bool_)):
+    seeds = int(seeds)
     if not 1 <= seeds <= 2**32:
-      raise ValueError(
-          f"`seeds` as an int is a count of seeds 0..n-1 and must be in [1, 2**32], got "
-          f"{seeds}; pass a list such as `seeds=[{seeds}]` for that one seed.")
+      # Suggest the one-seed list only where it is itself valid (`seeds=[-1]` is not).
+      hint = (f"; pass a list such as `seeds=[{seeds}]` for that one seed" if seeds == 0
+              else "; seeds themselves are ints in [0, 2**32)")
+      raise ValueError(f"`seeds` as an int is a count of seeds 0..n-1 and must be in "
+                       f"[1, 2**32], got {seeds}{hint}.")
     return tuple(range(int(seeds)))
   if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)):
     raise TypeError(f"`seeds` must be an int (a count) or a sequence of ints, got {seeds!r}.")
@@ -48,7 +58,7 @@ def check_seeds(seeds: Any) -> tuple[int, ...]:
   for seed in seeds:
     if not isinstance(seed, numbers.Integral) or isinstance(seed, (bool, np.bool_)):
       raise TypeError(f"`seeds` must hold ints, got {seed!r}.")
-    if not 0 <= seed < 2**32:
+    if not 0 <= int(seed) < 2**32:
       raise ValueError(f"`seeds` must hold ints in [0, 2**32), got {seed}.")
   if len(set(seeds)) != len(seeds):
     raise ValueError(f"`seeds` must be distinct, got {seeds}.")
@@ -151,6 +161,10 @@ class RowPlan:
   def n_chunks(self) -> int:
     return math.ceil(self.n_rows / self.chunk)
 
+  def rows(self, i: int) -> np.ndarray:
+    """The plan's row of each position of chunk ``i`` (padding repeats the last row)."""
+    return np.minimum(np.arange(i * self.chunk, (i + 1) * self.chunk), self.n_rows - 1)
+
   def with_chunk(self, rows: int) -> RowPlan:
     """This plan with chunks of ``rows`` rows, rounded up to the device count and
     capped at the (padded) number of rows."""
@@ -160,11 +174,17 @@ class RowPlan:
   def inputs(self, i: int) -> tuple[dict[str, jax.Array], jax.Array]:
     """Chunk ``i``'s hparam columns (JAX's default float dtype) and uint32 seeds, on the
     mesh; padding repeats the last row."""
-    rows = np.minimum(np.arange(i * self.chunk, (i + 1) * self.chunk), self.n_rows - 1)
+    return self.place({n: v[self.rows(i)] for n, v in self.hparams.items()},
+                      self.seed_column[self.rows(i)])
+
+  def place(self, hparams: Mapping[str, np.ndarray],
+            seeds: np.ndarray) -> tuple[dict[str, jax.Array], jax.Array]:
+    """Host columns of one chunk on the mesh: hparams in JAX's default float dtype, seeds
+    as uint32."""
     dtype = jnp.result_type(float)
-    hparams = {name: _put_on_mesh(values[rows].astype(dtype), self.sharding)
-               for name, values in self.hparams.items()}
-    return hparams, _put_on_mesh(self.seed_column[rows].astype(np.uint32), self.sharding)
+    placed = {name: _put_on_mesh(np.asarray(values).astype(dtype), self.sharding)
+              for name, values in hparams.items()}
+    return placed, _put_on_mesh(np.asarray(seeds).astype(np.uint32), self.sharding)
 
   def abstract_inputs(self) -> tuple[dict[str, jax.ShapeDtypeStruct], jax.ShapeDtypeStruct]:
     """Shapes, dtypes and shardings of :meth:`inputs`, for ``jit(...).lower``."""
@@ -178,11 +198,14 @@ class RowPlan:
     hosted = [{name: _to_host(values) for name, values in piece.items()} for piece in pieces]
     return {name: np.concatenate([p[name] for p in hosted])[:self.n_rows] for name in hosted[0]}
 
-  def result(self, metrics: Mapping[str, np.ndarray], wall_time: float) -> SweepResult:
+  def result(self, metrics: Mapping[str, np.ndarray], wall_time: float,
+             hparams: Mapping[str, np.ndarray] | None = None,
+             seed_column: np.ndarray | None = None) -> SweepResult:
     """A :class:`SweepResult`; ``failed`` marks non-finite metrics or a ``failed_step``.
 
     Metrics named ``CURVE_PREFIX + name`` (``[rows, evaluations]``) become the result's
-    curves."""
+    curves. ``hparams`` and ``seed_column`` replace the plan's columns where the loop
+    refilled rows between segments."""
     prefix = CURVE_PREFIX
     curves = {name[len(prefix):]: v for name, v in metrics.items() if name.startswith(prefix)}
     metrics = {name: v for name, v in metrics.items() if not name.startswith(prefix)}
@@ -192,7 +215,9 @@ class RowPlan:
         failed |= ~np.isfinite(values.reshape(self.n_rows, -1)).all(axis=1)
     if "failed_step" in metrics:
       failed |= metrics["failed_step"] >= 0
-    columns = {**self.hparams, "seed": self.seed_column, **metrics, "failed": failed}
+    hparams = dict(self.hparams if hparams is None else hparams)
+    seed_column = self.seed_column if seed_column is None else seed_column
+    columns = {**hparams, "seed": seed_column, **metrics, "failed": failed}
     return SweepResult(columns, hparams=self.names, metrics=list(metrics),
                        wall_time=wall_time, chunk_size=self.chunk, curves=curves)
 

@@ -20,7 +20,7 @@ from regjax.nn._random import _check_images
 
 def fractional_pooling_sequence(key: jax.Array, input_size: int, output_size: int, *,
                                 pseudo_random: bool = True) -> jax.Array:
-  r"""Boundaries ``0 = a_0 < a_1 < ... < a_{N_out} = N_in`` of fractional pooling.
+  r"""Boundaries ``0 = a_0 < a_1 < … < a_{N_out} = N_in`` of fractional pooling.
 
   With :math:`\alpha = N_{in}/N_{out}` every increment :math:`a_{i+1} - a_i` is
   :math:`\lfloor\alpha\rfloor` or :math:`\lceil\alpha\rceil` (1 or 2 when
