@@ -59,15 +59,22 @@ def verdict_index(directory: str | os.PathLike = evidence.RESULTS
 
 
 def unresolved(claims: Sequence[Mapping[str, Any]],
-               index: Mapping[tuple[str, str], Any]) -> list[str]:
-  """Problems of the map: a claim without verdicts, or naming a verdict that does not exist."""
+               index: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[str]:
+  """Problems of the map: a claim without verdicts, naming a verdict that does not exist, or
+  resting on implementation checks alone (a value fixed by construction is no verdict on a
+  claim)."""
   problems = []
   for claim in claims:
     if not claim["verdicts"]:
       problems.append(f"{claim['id']}: no verdict")
-    for v in claim["verdicts"]:
-      if (v["notebook"], v["key"]) not in index:
+      continue
+    found = [index.get((v["notebook"], v["key"])) for v in claim["verdicts"]]
+    for v, row in zip(claim["verdicts"], found, strict=True):
+      if row is None:
         problems.append(f"{claim['id']}: {v['notebook']} has no verdict {v['key']!r}")
+    if all(row is not None for row in found) and not any(
+        row["kind"] == "finding" for row in found):
+      problems.append(f"{claim['id']}: only implementation checks, no finding")
   return problems
 
 
@@ -94,6 +101,12 @@ def _short_notebook(name: str) -> str:
   return name.split("_", 1)[0]
 
 
+def _verdict_text(row: Mapping[str, Any] | None) -> str:
+  if row is None:
+    return "**missing**"
+  return row["verdict"] + (" (*check*)" if row["kind"] != "finding" else "")
+
+
 def claims_table(path: str | os.PathLike = CLAIMS,
                  directory: str | os.PathLike = evidence.RESULTS) -> str:
   """The generated claim-map block of ``notebooks/README.md``."""
@@ -104,13 +117,14 @@ def claims_table(path: str | os.PathLike = CLAIMS,
                                          for v in c["verdicts"]))
   lines = [f"{len(claims)} testable claims in the four seed notes; {covered} of them map to "
            "verdicts that exist in `results/`. Verdict words are read from the results files "
-           "(`notebook key: verdict`).", "",
+           "(`notebook key: verdict`; *check* marks an implementation check, a value fixed by "
+           "construction, listed for context).", "",
            "| seed | claim (quoted) | how it is read | verdicts |", "|---|---|---|---|"]
   for claim in claims:
     verdicts = "; ".join(
         f"{_short_notebook(v['notebook'])} `{v['key']}`: "
-        + (index[(v["notebook"], v["key"])]["verdict"] if (v["notebook"], v["key"]) in index
-           else "**missing**") for v in claim["verdicts"]) or "**none**"
+        + _verdict_text(index.get((v["notebook"], v["key"]))) for v in claim["verdicts"]
+    ) or "**none**"
     lines.append(f"| {claim['seed'][:3]} | “{_cell(claim['quote'])}” | {_cell(claim['reading'])}"
                  f" | {_cell(verdicts)} |")
   lines += ["", "Not tested here:", ""]

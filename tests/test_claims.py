@@ -30,13 +30,17 @@ def test_every_claim_maps_to_an_existing_verdict():
   assert claims.unresolved(data["claims"], claims.verdict_index()) == []
 
 
-def test_a_missing_key_or_an_empty_claim_is_reported():
+def test_a_missing_key_an_empty_claim_or_checks_alone_are_reported():
   claims = _claims()
-  index = {("01_x", "a"): {"verdict": "holds"}}
-  listed = [{"id": "c1", "verdicts": [{"notebook": "01_x", "key": "a"}]},
+  index = {("01_x", "a"): {"verdict": "holds", "kind": "finding"},
+           ("01_x", "c"): {"verdict": "holds", "kind": "implementation check"}}
+  listed = [{"id": "c1", "verdicts": [{"notebook": "01_x", "key": "a"},
+                                      {"notebook": "01_x", "key": "c"}]},
             {"id": "c2", "verdicts": [{"notebook": "01_x", "key": "b"}]},
-            {"id": "c3", "verdicts": []}]
-  assert claims.unresolved(listed, index) == ["c2: 01_x has no verdict 'b'", "c3: no verdict"]
+            {"id": "c3", "verdicts": []},
+            {"id": "c4", "verdicts": [{"notebook": "01_x", "key": "c"}]}]
+  assert claims.unresolved(listed, index) == [
+      "c2: 01_x has no verdict 'b'", "c3: no verdict", "c4: only implementation checks, no finding"]
 
 
 def test_readme_claim_map_is_generated_from_the_map_and_the_results():

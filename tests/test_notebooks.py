@@ -36,7 +36,10 @@ FIGURES_PENDING = ("02_adam_l2_vs_adamw", "05_orthogonality",
                    "22_seed000_embeddings_and_inputs", "23_seed003_batchnorm_and_exploding")
 CHOICES_PENDING = tuple(p.stem for p in NOTEBOOKS if p.stem not in (
     "03_first_vs_final_layer_l1", "04_proximal_vs_lasso", "08_group_sparsity_under_adam",
-    "09_convergence_curves"))
+    "09_convergence_curves",
+    # Written under the rules from the start.
+    "24_seed001_l2_weights_and_wide_l1", "25_seed000_embedding_manifold_and_first_layer",
+    "26_seed001_002_003_generalization_and_smoothness"))
 
 
 def _evidence():
