@@ -62,7 +62,9 @@ def unresolved(claims: Sequence[Mapping[str, Any]],
                index: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[str]:
   """Problems of the map: a claim without verdicts, naming a verdict that does not exist, or
   resting on implementation checks alone (a value fixed by construction is no verdict on a
-  claim)."""
+  claim) unless the claim itself says why it is settled by construction
+  (``"settled_by_construction": "why"``: the claim states what the arithmetic of the
+  method already decides, and the check measures it)."""
   problems = []
   for claim in claims:
     if not claim["verdicts"]:
@@ -72,8 +74,8 @@ def unresolved(claims: Sequence[Mapping[str, Any]],
     for v, row in zip(claim["verdicts"], found, strict=True):
       if row is None:
         problems.append(f"{claim['id']}: {v['notebook']} has no verdict {v['key']!r}")
-    if all(row is not None for row in found) and not any(
-        row["kind"] == "finding" for row in found):
+    if all(row is not None for row in found) and not claim.get(
+        "settled_by_construction") and not any(row["kind"] == "finding" for row in found):
       problems.append(f"{claim['id']}: only implementation checks, no finding")
   return problems
 
@@ -125,6 +127,8 @@ def claims_table(path: str | os.PathLike = CLAIMS,
         f"{_short_notebook(v['notebook'])} `{v['key']}`: "
         + _verdict_text(index.get((v["notebook"], v["key"]))) for v in claim["verdicts"]
     ) or "**none**"
+    if claim.get("settled_by_construction"):
+      verdicts += f" (settled by construction: {claim['settled_by_construction']})"
     lines.append(f"| {claim['seed'][:3]} | “{_cell(claim['quote'])}” | {_cell(claim['reading'])}"
                  f" | {_cell(verdicts)} |")
   lines += ["", "Not tested here:", ""]
