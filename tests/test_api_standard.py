@@ -51,9 +51,7 @@ PENDING = frozenset({
     "regjax._transform_base",
     "regjax.masks",
     "regjax.metrics",
-    "regjax.optimizers",
     "regjax.penalties",
-    "regjax.prox",
     "regjax.transforms",
 })
 
