@@ -49,7 +49,6 @@ PENDING = frozenset({
     "regjax._orthogonality",
     "regjax._proxgen",
     "regjax._transform_base",
-    "regjax.penalties",
     "regjax.transforms",
 })
 
