@@ -137,7 +137,7 @@ def _resolve_alias(app, env, node, contnode):
 def _prose_attribute_docstrings(app) -> None:
   """Napoleon reads an attribute's first line `X: Y` as "type X"; regjax's are prose.
 
-  The docstring of a constant or alias (``DEFAULT_MASK``, ``regjax.typing.Mask``) opens
+  The docstring of a constant or alias (``regjax.transforms.ProxFn``, ``regjax.typing.Mask``) opens
   with a sentence such as "Optax's mask convention: None, a bool tree, ...". Napoleon
   would render "Optax's mask convention" as the type (and look it up as a class). Types
   come from annotations here, so those docstrings are parsed as plain Google docstrings.

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
   # What `__getattr__` loads on first use, spelled out for type checkers and IDEs; a test
   # (tests/test_api_standard.py) keeps these imports and `_LAZY`/`_DEPRECATED` in step.
   from regjax import experiment, nn
+  from regjax._proxgen import preconditioned_proximal as preconditioned_proximal
   from regjax.experiment import checkpoint, data
   from regjax.experiment.grids import Grid, grid, zip_grid
   from regjax.experiment.progress import progress_callback
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
   from regjax.experiment.sweeps import sweep
   from regjax.experiment.trainer import Trainer
   from regjax.nn import gates, models, pooling, pruning, stochastic
-  from regjax.transforms import preconditioned_proximal as preconditioned_proximal
 
 # The one place the version is written: pyproject.toml reads it (`dynamic = ["version"]`).
 __version__ = "0.1.0"
@@ -78,7 +78,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 # is not offered them), and every access warns; they are never cached in the module.
 _DEPRECATED: dict[str, tuple[str, str, str]] = {
     "preconditioned_proximal": (
-        "regjax.transforms", "preconditioned_proximal",
+        "regjax._proxgen", "preconditioned_proximal",
         "regjax.prox_adam(learning_rate, strength, prox_fn, ...)"),
 }
 

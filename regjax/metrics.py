@@ -135,7 +135,7 @@ def orthogonality_error(x: ArrayLike, mode: str = "auto") -> jax.Array:
     ``2·I`` has Gram ``4·I``, so :math:`\|G - I\|_F = 3\sqrt{2}` and the error is 3:
 
     >>> import jax.numpy as jnp
-    >>> float(orthogonality_error(jnp.eye(3, 2))), float(orthogonality_error(2 * jnp.eye(2)))
+    >>> float(orthogonality_error(jnp.eye(2))), float(orthogonality_error(2 * jnp.eye(2)))
     (0.0, 3.0)
   """
   soft = penalties.soft_orthogonality(x, mode)
