@@ -27,7 +27,7 @@ return
 
 * a :class:`Refill` that gives some rows new hyperparameters and seeds, with a fresh
   ``init`` state (compiled once, values only: nothing recompiles); not after the last
-  segment (:attr:`SegmentEnd.last`), where nothing would train them;
+  segment (``SegmentEnd.last``), where nothing would train them;
 * a :class:`Stop`, which ends the chunk now: its rows are reported as they stand (the
   remaining segments are skipped, and a resume does not run them either);
 * or None;
