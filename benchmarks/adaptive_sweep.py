@@ -553,7 +553,7 @@ def draw_figure(path: str, panels: list[tuple[Problem, Arm, Arm, Truth | None]],
     assert table is not None and points is not None
     complete = points["status"] == "complete"
     stopped = ~complete
-    low = float(np.nanmin(table["validation_accuracy"][table["validation_accuracy"] > 0.5]))
+    top = float(np.nanmax(table["validation_accuracy"]))
     styles = {
         "grid": dict(color="0.45", marker="o", s=16),
         "adaptive": dict(color="tab:blue", marker="o", s=30, edgecolor="k", linewidth=0.4)}
@@ -565,15 +565,16 @@ def draw_figure(path: str, panels: list[tuple[Problem, Arm, Arm, Truth | None]],
       ax.scatter(table[x], table["validation_accuracy"], label=labels["grid"], **styles["grid"])
       ax.scatter(points[x][complete], points["validation_accuracy"][complete],
                  label=labels["adaptive"], zorder=3, **styles["adaptive"])
-      for arm, color, who in ((grid, "k", "grid"), (found, "tab:blue", "adaptive_sweep")):
-        ax.scatter(arm.chosen[x], arm.chosen["validation_accuracy"], marker="*", s=260,
+      for arm, color, who, size in ((grid, "k", "grid", 420), (found, "tab:blue",
+                                                                "adaptive_sweep", 170)):
+        ax.scatter(arm.chosen[x], arm.chosen["validation_accuracy"], marker="*", s=size,
                    color=color, edgecolor="w", zorder=4,
                    label=f"{who}'s choice: test accuracy {arm.chosen['test_accuracy']:.3f}")
       bars = ((table["validation_accuracy"], "0.3"),
               (points["validation_accuracy"][complete], "tab:blue"))
       for accuracy, color in bars:
         ax.axhline(np.nanmax(accuracy) - MARGIN, color=color, linestyle="--", linewidth=0.9)
-      ax.set_ylim(max(low - 0.01, 0.0), None)
+      ax.set_ylim(top - 5 * MARGIN, top + MARGIN)  # the band around the bar
       ax.set_ylabel(f"validation accuracy (mean of {seeds} seeds)")
     if truth is not None:
       frontier.plot(truth.means["zero_weights"], truth.means["validation_accuracy"], color="k",
