@@ -311,11 +311,12 @@ class Store:
       tree = checkpointer.restore(path, args=_segment_args(like, None))
     return found[-1][0], tree["state"], tree["host"]
 
-  def save(self, chunk: int, segment: int, tree: Any, host: Mapping[str, Any]) -> None:
+  def save(self, chunk: int, segment: int, tree: Any,
+           host: Mapping[str, Any] | None = None) -> None:
     """Saves chunk ``chunk`` after segment ``segment`` (in the background): the arrays of
-    ``tree`` and the JSON values of ``host``, in one checkpoint."""
+    ``tree`` and the JSON values of ``host`` (none: ``{}``), in one checkpoint."""
     path = self.directory / f"chunk_{chunk:04d}" / f"segment_{segment:04d}"
-    self._checkpointer.save(path, args=_segment_args(tree, dict(host)))
+    self._checkpointer.save(path, args=_segment_args(tree, dict(host or {})))
 
   def close(self) -> None:
     """Waits for the last saves and releases Orbax's resources."""

@@ -145,23 +145,24 @@ class SegmentEnd:
   Attributes:
     chunk: the chunk's index.
     segment: segments done so far (1 after the first).
-    last: whether ``segment`` is the plan's last (the hook may not refill then).
     steps: steps the segment plan has taken so far (a refilled row has taken fewer).
     rows: the plan row (result row) of each position of the chunk.
     hparams: axis -> the rows' current values (NumPy, one per position).
     seeds: the rows' current seeds.
     metrics: ``evaluate`` of every row now: metric -> values; curves ``[rows, evals]``
       under ``"curves/<name>"``, NaN where not yet recorded.
+    last: whether ``segment`` is the chunk's last (the hook may not refill then; False
+      by default, for events made by hand).
   """
 
   chunk: int
   segment: int
-  last: bool
   steps: int
   rows: np.ndarray
   hparams: dict[str, np.ndarray]
   seeds: np.ndarray
   metrics: dict[str, np.ndarray]
+  last: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +193,7 @@ class Stop:
     >>> from regjax.experiment import loop
     >>> def stop_once_all_diverged(end):  # a hook: nothing left to learn from these rows
     ...   return loop.Stop() if not np.isfinite(end.metrics["loss"]).any() else None
-    >>> end = loop.SegmentEnd(chunk=0, segment=2, last=False, steps=20, rows=np.arange(2),
+    >>> end = loop.SegmentEnd(chunk=0, segment=2, steps=20, rows=np.arange(2),
     ...                       hparams={"lam": np.array([1.0, 2.0])}, seeds=np.zeros(2),
     ...                       metrics={"loss": np.array([np.nan, np.inf])})
     >>> stop_once_all_diverged(end)
@@ -633,10 +634,11 @@ def _between(programs: _Segmented, rows: _Rows, placed: Any, state: Any, between
   hosted = {n: np.asarray(_rows._to_host(v))[:real] for n, v in metrics.items()}
   last = segment == len(lengths)
   event = SegmentEnd(
-      chunk=rows.index, segment=segment, last=last, steps=int(sum(lengths[:segment])),
+      chunk=rows.index, segment=segment, steps=int(sum(lengths[:segment])),
       rows=rows.plan.rows(rows.index)[:real],
       hparams={n: v[:real].copy() for n, v in rows.hparams.items()},
-      seeds=rows.seeds[:real].copy(), metrics={n: hosted[n] for n in programs.order})
+      seeds=rows.seeds[:real].copy(), metrics={n: hosted[n] for n in programs.order},
+      last=last)
   action = between(event)
   if action is None or isinstance(action, Stop):
     return state, placed, metrics, action is not None
