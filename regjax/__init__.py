@@ -43,6 +43,7 @@ if TYPE_CHECKING:
   from regjax.experiment.progress import progress_callback
   from regjax.experiment.results import SweepResult
   from regjax.experiment.results import concat as concat_results
+  from regjax.experiment.search import adaptive_sweep
   from regjax.experiment.sweeps import sweep
   from regjax.experiment.trainer import Trainer
   from regjax.nn import gates, models, pooling, pruning, stochastic

@@ -17,19 +17,22 @@ from jax import custom_batching
 from regjax import _checks, _trees, penalties
 from regjax._transform_base import (
     DEFAULT_MASK,
+    Checked,
     leafwise,
     masked_transform,
     need_params,
-    strengths_at,
     zero_count,
 )
 from regjax.penalties import MODES, ORTHOGONALITY
+from regjax.typing import Mask, Strength
 
 
 class OrthogonalityState(NamedTuple):
   """State of :func:`orthogonality`."""
 
-  count: jax.Array  # shape=(), dtype=int32: steps taken so far; due when count % every == 0.
+  # shape=(), dtype=int32: steps taken so far; due when count % every == 0.
+  # (The field shadows tuple.count, as in Optax.)
+  count: jax.Array  # type: ignore[assignment]
   vectors: Any  # spectral kind: one power-iteration vector per leaf (None where λ is None).
 
 
@@ -65,10 +68,10 @@ def _due_in_any_row_vmap(axis_size: int, in_batched: list[bool], due: jax.Array)
 
 
 def orthogonality(
-    strength: Any,
+    strength: Strength,
     kind: str = "soft",
     mode: str = "auto",
-    mask: Any = DEFAULT_MASK,
+    mask: Mask = DEFAULT_MASK,
     num_iterations: int = 1,
     every: int = 1,
 ) -> optax.GradientTransformation:
@@ -132,7 +135,7 @@ def orthogonality(
   if kind == "double_soft" and mode != "auto":
     raise ValueError(f"`mode` must be 'auto' for kind='double_soft' (both sides), got {mode!r}.")
   _checks.check_int("num_iterations", num_iterations, allow_traced=True)
-  _checks.check_number_tree("strength", strength)
+  checked = Checked.check("strength", strength)
   every = _checks.check_int("every", every, allow_traced=True)
   if kind == "double_soft":
     penalty = ORTHOGONALITY[kind]
@@ -149,7 +152,7 @@ def orthogonality(
 
   def init_fn(params):
     _checks.check_float_params("params", params)
-    strengths = _trees.broadcast_strength(strength, params)
+    strengths = checked.match(params)
     _check_matrices(params, strengths)
     vectors = leafwise(start_vector, params, strengths) if spectral else None
     return OrthogonalityState(count=zero_count(), vectors=vectors)
@@ -181,7 +184,7 @@ def orthogonality(
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
     need_params(params)
-    strengths = strengths_at(strength, state.count, updates)
+    strengths = checked.per_leaf(state.count, updates)
     if isinstance(every, int) and every == 1:
       new, vectors = penalized(updates, params, strengths, state.vectors)
       return new, OrthogonalityState(count=optax.safe_increment(state.count), vectors=vectors)

@@ -17,13 +17,15 @@ import jax.numpy as jnp
 import optax
 
 from regjax import _checks, _trees, prox
-from regjax._transform_base import ProxFn, masked_transform, need_params, strengths_at, zero_count
+from regjax._transform_base import Checked, ProxFn, masked_transform, need_params, zero_count
+from regjax.typing import Mask, ScalarOrSchedule, Strength
 
 
 class ProxAdamState(NamedTuple):
   """State of :func:`prox_adam`."""
 
-  count: jax.Array  # shape=(), dtype=int32: steps taken so far.
+  # shape=(), dtype=int32: steps taken so far. (The field shadows tuple.count, as in Optax.)
+  count: jax.Array  # type: ignore[assignment]
   adam: optax.ScaleByAdamState  # Optax's own first and second moments.
 
 
@@ -36,14 +38,21 @@ def _accepts_metric(prox_fn: Callable[..., Any]) -> bool:
   return any(p.name == "metric" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
+def check_adam_options(b1: float, b2: float, eps: float) -> None:
+  """Raise unless Adam's ``b1``, ``b2`` are in ``[0, 1)`` and ``eps >= 0`` (when concrete)."""
+  _checks.check_number_tree("b1", b1, high=1.0, high_inclusive=False, allow_callable=False)
+  _checks.check_number_tree("b2", b2, high=1.0, high_inclusive=False, allow_callable=False)
+  _checks.check_number_tree("eps", eps, allow_callable=False)
+
+
 def prox_adam(
-    learning_rate: optax.ScalarOrSchedule,
-    strength: Any,
+    learning_rate: ScalarOrSchedule,
+    strength: Strength,
     prox_fn: ProxFn | None = None,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
-    mask: Any = None,
+    mask: Mask = None,
     decoupled: bool = False,
 ) -> optax.GradientTransformation:
   r"""Adam step followed by a prox in Adam's own diagonal metric (ProxGen).
@@ -120,11 +129,10 @@ def prox_adam(
     regularization", ICLR 2019, for the decoupled variant.
   """
   prox_fn = prox.l1 if prox_fn is None else prox_fn
-  _checks.check_number_tree("strength", strength)
-  _checks.check_number_tree("learning_rate", learning_rate)
-  _checks.check_number_tree("b1", b1, high=1.0, high_inclusive=False, allow_callable=False)
-  _checks.check_number_tree("b2", b2, high=1.0, high_inclusive=False, allow_callable=False)
-  _checks.check_number_tree("eps", eps)
+  _checks.check_callable("prox_fn", prox_fn, "(x, threshold, metric=None) -> array")
+  checked = Checked.check("strength", strength)
+  lr = Checked.check("learning_rate", learning_rate)
+  check_adam_options(b1, b2, eps)
   if not decoupled and not _accepts_metric(prox_fn):
     raise TypeError(
         f"`prox_fn` {prox_fn!r} takes no `metric=` keyword, so it cannot be taken in Adam's "
@@ -136,7 +144,7 @@ def prox_adam(
 
   def init_fn(params):
     _checks.check_float_params("params", params)
-    _trees.broadcast_strength(strength, params)
+    checked.match(params)
     _trees.resolve_mask(mask, params)
     return ProxAdamState(count=zero_count(), adam=adam.init(params))
 
@@ -145,8 +153,8 @@ def prox_adam(
     need_params(params)
     directions, adam_state = adam.update(updates, state.adam, params)
     nu_hat = optax.tree.bias_correction(adam_state.nu, b2, adam_state.count)
-    rate = _checks.resolve_schedule(learning_rate, state.count)
-    strengths = strengths_at(strength, state.count, params)
+    rate = lr.at(state.count)
+    strengths = checked.per_leaf(state.count, params)
     selected = _trees.resolve_mask(mask, params)
 
     def leaf(d, p, v, lam, keep):
@@ -169,8 +177,8 @@ def prox_adam(
   return masked_transform(init_fn, update_fn)
 
 
-def preconditioned_proximal(prox_fn: ProxFn, strength: Any,
-                            learning_rate: optax.ScalarOrSchedule,
+def preconditioned_proximal(prox_fn: ProxFn, strength: Strength,
+                            learning_rate: ScalarOrSchedule,
                             **adam_options: Any) -> optax.GradientTransformation:
   """Deprecated: :func:`prox_adam` with ``prox_fn`` first; call ``prox_adam`` instead.
 

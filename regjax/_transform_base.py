@@ -1,9 +1,9 @@
 """What every regjax gradient transformation shares: its state, its strengths, its mask.
 
 The contract these helpers implement (strengths matched by path, schedules evaluated at
-the transform's own counter, negative or NaN traced strengths turned into NaN, masks
-resolved once by :func:`regjax._trees.resolve_mask`) is described in
-:mod:`regjax.transforms`.
+the transform's own counter, invalid traced strengths turned into NaN and schedule
+rounding residues into 0 by :func:`regjax._checks.clean`, masks resolved once by
+:func:`regjax._trees.resolve_mask`) is described in :mod:`regjax.transforms`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import optax
 
 from regjax import _checks, _trees
 
-ProxFn = Callable[[jax.Array, jax.Array], jax.Array]
+ProxFn = Callable[..., jax.Array]
 DEFAULT_MASK = _trees.MATRICES  # leaves with ndim >= 2; not callable (inject_hyperparams)
 
 
 class ScheduleState(NamedTuple):
   """State of a transform whose strengths may be schedules."""
 
-  count: jax.Array  # shape=(), dtype=int32: steps taken so far.
+  # shape=(), dtype=int32: steps taken so far. (The field shadows tuple.count, as in Optax.)
+  count: jax.Array  # type: ignore[assignment]
 
 
 def zero_count() -> jax.Array:
@@ -39,22 +40,63 @@ def need_params(params: Any) -> None:
     )
 
 
-def schedule_init(strength: Any, name: str = "strength") -> Callable[[Any], ScheduleState]:
+class Checked(NamedTuple):
+  """A checked strength-like argument: its value, its residue tolerances, its name."""
+
+  value: Any
+  tolerances: Any
+  name: str
+
+  @classmethod
+  def check(cls, name: str, value: Any) -> Checked:
+    """Check ``value`` (see :func:`regjax._checks.check_number_tree`) and keep it."""
+    return cls(value, _checks.check_number_tree(name, value), name)
+
+  def at(self, count: jax.Array) -> Any:
+    """The value at step ``count`` (schedules evaluated, traced values cleaned)."""
+    return _checks.at_step(self.value, self.tolerances, count)
+
+  def per_leaf(self, count: jax.Array, tree: Any) -> Any:
+    """:meth:`at`, as one value per leaf of ``tree``, matched by path."""
+    return _trees.broadcast_strength(self.at(count), tree, self.name)
+
+  def match(self, tree: Any) -> Any:
+    """The value laid out like ``tree`` (see :func:`regjax._trees.broadcast_strength`);
+    raises unless it matches ``tree`` by path and each leaf's shape broadcasts to its
+    parameter's (what ``init`` checks)."""
+    matched = _trees.broadcast_strength(self.value, tree, self.name)
+
+    def check(path, leaf, lam):
+      if _trees.is_leaf(leaf) or lam is None:
+        return
+      if _checks.is_schedule(lam):
+        shape = jax.eval_shape(lam, zero_count()).shape
+      else:
+        shape = jnp.shape(lam)
+      target = jnp.shape(leaf)
+      try:
+        ok = jnp.broadcast_shapes(shape, target) == target
+      except ValueError:
+        ok = False
+      if not ok:
+        where = _trees.show_path(_trees.path_names(path))
+        raise ValueError(
+            f"`{self.name}` must be a scalar or broadcast to its parameter's shape; for "
+            f"{where} of shape {target} it has shape {shape}.")
+
+    jax.tree_util.tree_map_with_path(check, tree, matched, is_leaf=_trees.is_leaf)
+    return matched
+
+
+def schedule_init(strength: Checked) -> Callable[[Any], ScheduleState]:
   """``init`` of a transform whose only state is the step counter for its schedules."""
 
   def init_fn(params):
     _checks.check_float_params("params", params)
-    _trees.broadcast_strength(strength, params, name)
+    strength.match(params)
     return ScheduleState(count=zero_count())
 
   return init_fn
-
-
-def strengths_at(strength: Any, count: jax.Array, tree: Any, name: str = "strength") -> Any:
-  """The strength (schedules evaluated at ``count``) as one value per leaf of ``tree``,
-  matched by path; negative or NaN values become NaN (see :mod:`regjax.transforms`)."""
-  resolved = _trees.broadcast_strength(_checks.resolve_schedule(strength, count), tree, name)
-  return _trees.nan_if_negative(resolved)
 
 
 def masked_transform(init_fn: Callable[..., Any], update_fn: Callable[..., Any],

@@ -50,7 +50,7 @@ def named_leaves(tree: Any) -> tuple[list[tuple[tuple[Any, ...], Any]], Any]:
   return [(path_names(path), leaf) for path, leaf in flat], treedef
 
 
-def _show_path(names: tuple[Any, ...]) -> str:
+def show_path(names: tuple[Any, ...]) -> str:
   return "/".join(str(name) for name in names) or "<root>"
 
 
@@ -58,37 +58,79 @@ def match(name: str, value: Any, tree: Any) -> Any:
   """``value`` laid out like ``tree``: each leaf of ``tree`` gets the leaf of ``value`` at
   the longest prefix of its path.
 
+  Every path of ``value`` must name a leaf of ``tree`` or a prefix of one, as in
+  ``optax.masked``: an entry that names nothing is a typo, or a tree built from other
+  variables than the ones being updated (``nnx.state(model)``, which holds
+  ``BatchStat``s and RNG state, given to ``nnx.Optimizer(model, tx, wrt=nnx.Param)``,
+  which updates ``nnx.state(model, nnx.Param)``), and silently ignoring it would leave
+  the parameter the user meant untouched.
+
   Args:
     name: the argument's name, used in the message.
-    value: a tree whose paths are those of ``tree`` or prefixes of them; extra leaves (for
-      variables ``tree`` does not hold) are ignored.
+    value: a tree whose paths are those of ``tree`` or prefixes of them.
     tree: the parameters (or updates).
 
   Returns:
     A tree with the structure of ``tree``.
 
   Raises:
-    ValueError: a leaf of ``tree`` has no counterpart in ``value``.
+    ValueError: a leaf of ``tree`` has no counterpart in ``value``, or a path of
+      ``value`` names no leaf of ``tree``.
+
+  Examples:
+    >>> match("mask", {"a": True}, {"a": {"w": 1.0, "b": 2.0}})
+    {'a': {'b': True, 'w': True}}
+    >>> match("mask", {"a": True, "typo": False}, {"a": 1.0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `mask` names typo, which is not a parameter ...
   """
-  if jax.tree.structure(value, is_leaf=is_leaf) == jax.tree.structure(tree, is_leaf=is_leaf):
+  try:
+    flat, structure = named_leaves(value)
+  except (TypeError, ValueError) as error:  # e.g. dict keys of mixed types cannot be sorted
+    raise ValueError(f"`{name}` could not be flattened as a pytree: {error}") from None
+  if structure == jax.tree.structure(tree, is_leaf=is_leaf):
     return value
-  entries = dict(named_leaves(value)[0])
+  entries = dict(flat)
   targets, treedef = named_leaves(tree)
-  out = []
+  out, used, missing = [], set(), []
   for names, _ in targets:
     for length in range(len(names), -1, -1):
       if names[:length] in entries:
         out.append(entries[names[:length]])
+        used.add(names[:length])
         break
     else:
-      known = ", ".join(_show_path(n) for n in entries) or "none"
-      raise ValueError(
-          f"`{name}` must have the structure of the parameters (or a prefix of it), "
-          f"matched by path: it has no entry for the parameter {_show_path(names)}; its "
-          f"paths are: {known}. Build it from the same parameters, e.g. with "
-          "regjax.per_layer(params, {...})."
-      )
+      missing.append(names)
+  extra = [names for names in entries if names not in used]
+  if missing or extra:
+    raise ValueError(_mismatch(name, missing, extra, [names for names, _ in targets]))
   return treedef.unflatten(out)
+
+
+def _mismatch(name: str, missing: list[tuple[Any, ...]], extra: list[tuple[Any, ...]],
+              targets: list[tuple[Any, ...]]) -> str:
+  """The message of :func:`match`: what is missing, what names nothing, and the fix."""
+  parts = []
+  if extra:
+    shown = ", ".join(show_path(n) for n in extra)
+    parts.append(f"`{name}` names {shown}, which is not a parameter (nor a prefix of a "
+                 "parameter's path)")
+  if missing:
+    parts.append(f"`{name}` has no entry for the parameter {show_path(missing[0])}"
+                 + (f" (nor for {len(missing) - 1} more)" if len(missing) > 1 else ""))
+  message = "; ".join(parts) + (
+      f". `{name}` must have the structure of the parameters or a prefix of it, matched "
+      f"by path; the parameters' paths are: {', '.join(show_path(n) for n in targets)}.")
+  prefixes = {show_path(n[:length]) for n in targets for length in range(1, len(n) + 1)}
+  if any(show_path(n) in prefixes for n in extra):
+    message += " Keys are compared with their type: the integer 0 and the string '0' differ."
+  example = "" if name == "mask" else (
+      f", e.g. {name}=regjax.per_layer(nnx.state(model, nnx.Param), {{...}})")
+  return message + (
+      " Build it from the same tree the optimizer updates: with "
+      "nnx.Optimizer(model, tx, wrt=nnx.Param), from nnx.state(model, nnx.Param), not "
+      f"nnx.state(model), which also holds batch statistics and RNG state{example}.")
 
 
 def is_single(value: Any) -> bool:
@@ -103,23 +145,10 @@ def broadcast_strength(strength: Any, tree: Any, name: str = "strength") -> Any:
   return match(name, strength, tree)
 
 
-def nan_if_negative(strength: Any) -> Any:
-  """Negative or NaN (traced) strengths become NaN, so the step fails loudly.
-
-  A negative strength would silently anti-regularize; NaN in the step makes the run's
-  loss NaN, which a sweep reports as a failed row. ``None`` leaves pass through.
-  """
-  def leaf(value):
-    if value is None:
-      return None
-    return jnp.where(value >= 0, value, jnp.nan)
-
-  return jax.tree.map(leaf, strength, is_leaf=is_leaf)
-
-
 def matrices(tree: Any) -> Any:
   """Mask selecting leaves with ``ndim >= 2`` (kernels), skipping biases and scales."""
-  return jax.tree.map(lambda leaf: jnp.ndim(leaf) >= 2, tree, is_leaf=is_leaf)
+  return jax.tree.map(lambda leaf: not is_leaf(leaf) and jnp.ndim(leaf) >= 2, tree,
+                      is_leaf=is_leaf)
 
 
 class _Matrices:

@@ -8,12 +8,11 @@ callable ``mask`` that you pass goes in ``static_args``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import optax
 
-from regjax import prox, transforms
-from regjax._proxgen import prox_adam
+from regjax import _checks, prox, transforms
+from regjax._proxgen import check_adam_options, prox_adam
+from regjax.typing import Mask, Params, ScalarOrSchedule, Strength
 
 __all__ = ["adamw", "prox_adam", "prox_sgd"]
 
@@ -23,12 +22,12 @@ def _or_l1(prox_fn: transforms.ProxFn | None) -> transforms.ProxFn:
 
 
 def prox_sgd(
-    learning_rate: optax.ScalarOrSchedule,
-    strength: Any,
+    learning_rate: ScalarOrSchedule,
+    strength: Strength,
     prox_fn: transforms.ProxFn | None = None,
     momentum: float | None = None,
     nesterov: bool = False,
-    mask: Any = None,
+    mask: Mask = None,
 ) -> optax.GradientTransformation:
   r"""(Momentum) SGD followed by a proximal step: ISTA when ``momentum`` is None.
 
@@ -39,16 +38,30 @@ def prox_sgd(
     strength: :math:`\lambda`; float, JAX scalar, schedule or per-leaf tree.
     prox_fn: the prox of :math:`R`; ``None`` (default) is soft thresholding,
       :func:`regjax.prox.l1`.
-    momentum: heavy-ball momentum, or None.
+    momentum: heavy-ball momentum in ``[0, 1)``, or None.
     nesterov: Nesterov momentum.
     mask: Optax mask of the leaves that get the prox.
 
   Returns:
     ``optax.chain(optax.sgd(...), transforms.proximal(...))``.
 
+  Examples:
+    One step: SGD moves ``2.0`` to ``2.5``, then soft thresholding at ``0.5 · 1.0``
+    takes ``0.5`` off every weight and zeroes the small one.
+
+    >>> import jax.numpy as jnp, optax, regjax
+    >>> tx = regjax.prox_sgd(learning_rate=0.5, strength=1.0)
+    >>> params = jnp.array([0.25, 2.0])
+    >>> updates, _ = tx.update(jnp.array([0.0, -1.0]), tx.init(params), params)
+    >>> optax.apply_updates(params, updates)
+    Array([0., 2.], dtype=float32)
+
   References:
     Beck & Teboulle, "A fast iterative shrinkage-thresholding algorithm", 2009.
   """
+  if momentum is not None:
+    _checks.check_number_tree("momentum", momentum, high=1.0, high_inclusive=False,
+                              allow_callable=False)
   return optax.chain(
       optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov),
       transforms.proximal(_or_l1(prox_fn), strength, learning_rate, mask=mask),
@@ -56,14 +69,14 @@ def prox_sgd(
 
 
 def adamw(
-    learning_rate: optax.ScalarOrSchedule,
-    weight_decay: Any = 1e-4,
+    learning_rate: ScalarOrSchedule,
+    weight_decay: Strength = 1e-4,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     coupled: bool = True,
-    target: Any = None,
-    mask: Any = transforms.DEFAULT_MASK,
+    target: Params = None,
+    mask: Mask = transforms.DEFAULT_MASK,
 ) -> optax.GradientTransformation:
   r"""Adam with decoupled weight decay that skips biases and norm scales by default.
 
@@ -105,10 +118,11 @@ def adamw(
   References:
     Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019.
   """
+  check_adam_options(b1, b2, eps)
   return optax.chain(
       optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
       optax.scale_by_learning_rate(learning_rate),
-      transforms.decoupled_weight_decay(
-          weight_decay, learning_rate if coupled else None, target=target, mask=mask
+      transforms._decoupled_weight_decay(
+          "weight_decay", weight_decay, learning_rate if coupled else None, target, mask
       ),
   )

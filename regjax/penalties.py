@@ -28,8 +28,28 @@ from jax.typing import ArrayLike
 
 from regjax import _checks, _trees
 from regjax.prox import Axis, _group_axes, _group_norm, as_matrix
+from regjax.typing import Mask, Params, Strength
+
+__all__ = [
+    "MODES",
+    "ORTHOGONALITY",
+    "decorrelation",
+    "double_soft_orthogonality",
+    "elastic_net",
+    "gram",
+    "group_l2",
+    "l1",
+    "l2_squared",
+    "mutual_coherence",
+    "power_iteration",
+    "soft_orthogonality",
+    "spectral_orthogonality",
+    "spectral_vector",
+    "tree_penalty",
+]
 
 MODES = ("auto", "rows", "columns")
+"""The sides an orthogonality penalty compares: ``mode`` is one of these."""
 
 
 @jax.custom_jvp
@@ -68,10 +88,18 @@ def elastic_net(x: ArrayLike, l2_weight: ArrayLike = 1.0) -> jax.Array:
   Returns:
     A scalar.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> float(elastic_net(jnp.array([1.0, -2.0]), l2_weight=0.5))  # 3 + 0.5 * 5
+    5.5
+
   References:
     Zou & Hastie, "Regularization and variable selection via the elastic net", 2005.
   """
-  return l1(x) + l2_weight * l2_squared(x)
+  weight = _checks.nonnegative("l2_weight", l2_weight)
+  if jnp.ndim(weight) != 0:
+    raise ValueError(f"`l2_weight` must be a scalar, got shape {jnp.shape(weight)}.")
+  return l1(x) + weight * l2_squared(x)
 
 
 def group_l2(x: ArrayLike, axis: Axis = None) -> jax.Array:
@@ -236,9 +264,31 @@ def power_iteration(
   Returns:
     ``(sigma, v)``: the estimate :math:`|v^\top A v|` of :math:`\sigma_{\max}(A)` and the
     unit vector after the iterations.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> a = jnp.array([[3.0, 0.0], [0.0, 0.0]])
+    >>> sigma, v = power_iteration(a, jnp.array([1.0, 0.5]), num_iterations=20)
+    >>> float(sigma), v
+    (3.0, Array([1., 0.], dtype=float32))
   """
+  matrix = jnp.asarray(matrix)
+  if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+    raise ValueError(f"`matrix` must be a square matrix, got shape {matrix.shape}.")
+  vector = _start_vector(vector, matrix.shape[0], matrix.dtype)
+  num_iterations = _checks.check_int("num_iterations", num_iterations, low=0)
   v = _power_iterate(lambda u: matrix @ u, vector, num_iterations)
   return jnp.abs(v @ matrix @ v), v
+
+
+def _start_vector(vector: ArrayLike, size: int, dtype: Any) -> jax.Array:
+  """``vector`` as a ``(size,)`` array of ``dtype``, or a ``ValueError`` naming it."""
+  vector = jnp.asarray(vector)
+  if vector.shape != (size,):
+    raise ValueError(
+        f"`vector` must have shape ({size},) (the side of the Gram matrix), got "
+        f"{vector.shape}.")
+  return vector.astype(dtype)
 
 
 def _gram_side_matvec(matrix: jax.Array, side: str) -> Callable[[jax.Array], jax.Array]:
@@ -264,9 +314,17 @@ def spectral_vector(
 
   Returns:
     The unit vector after the iterations, in the Gram's dtype (float32 or wider).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> w = jnp.array([[2.0, 0.0], [0.0, 1.0]])  # WᵀW − I = diag(3, 0)
+    >>> spectral_vector(w, jnp.array([1.0, 0.5]), num_iterations=20)
+    Array([1., 0.], dtype=float32)
   """
   matrix, side = _working_matrix(jax.lax.stop_gradient(x), mode)
-  start = jnp.asarray(vector, matrix.dtype)
+  size = matrix.shape[1] if side == "columns" else matrix.shape[0]
+  start = _start_vector(vector, size, matrix.dtype)
+  num_iterations = _checks.check_int("num_iterations", num_iterations, low=0)
   return _power_iterate(_gram_side_matvec(matrix, side), start, num_iterations)
 
 
@@ -294,6 +352,11 @@ def spectral_orthogonality(
   Returns:
     A scalar.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> float(spectral_orthogonality(jnp.array([[2.0, 0.0], [0.0, 1.0]])))  # σmax(diag(3, 0))
+    3.0
+
   References:
     Bansal, Chen & Wang, NeurIPS 2018 (SRIP).
   """
@@ -312,13 +375,23 @@ ORTHOGONALITY: dict[str, Callable[..., jax.Array]] = {
     "mutual_coherence": mutual_coherence,
     "spectral": spectral_orthogonality,
 }
+"""The orthogonality family by ``kind`` (:func:`regjax.orthogonality`'s names)."""
+
+
+def _scalar_strength(value: Any) -> Any:
+  value = _checks.nonnegative("strength", value)
+  if jnp.ndim(value) != 0:
+    raise ValueError(
+        f"`strength` must hold one scalar per leaf (the penalty is a scalar), got shape "
+        f"{jnp.shape(value)}.")
+  return value
 
 
 def tree_penalty(
     penalty: Callable[[jax.Array], jax.Array],
-    tree: Any,
-    strength: Any = 1.0,
-    mask: Any = None,
+    tree: Params,
+    strength: Strength = 1.0,
+    mask: Mask = None,
 ) -> jax.Array:
   r"""Sum of ``strength_leaf · penalty(leaf)`` over the leaves a mask selects.
 
@@ -330,15 +403,28 @@ def tree_penalty(
     tree: a pytree of arrays (parameters or activations).
     strength: a scalar (possibly traced) or a pytree with one scalar per leaf of
       ``tree`` (matched by path, as :func:`regjax.per_layer` builds it); ``None`` leaves
-      are skipped. A traced negative or NaN strength gives NaN.
+      are skipped. Not a schedule (there is no step count here). A negative, NaN or
+      non-numeric Python or NumPy strength raises; a JAX array follows the rule of
+      :mod:`regjax.prox` (negative or NaN gives NaN, a rounding residue counts as 0).
     mask: Optax-style mask: a pytree of bools matching ``tree`` or a prefix of it, or a
-      callable ``tree -> mask``; ``None`` selects every leaf.
+      callable ``tree -> mask``; ``None`` selects every leaf. A path that names no leaf
+      of ``tree`` raises a ``ValueError``.
 
   Returns:
     A scalar.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> params = {"dense": {"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.array([4.0])}}
+    >>> float(tree_penalty(l1, params, 0.5, mask={"dense": {"kernel": True, "bias": False}}))
+    1.5
   """
+  _checks.check_callable("penalty", penalty, "array -> scalar")
+  if strength is None:
+    raise ValueError("`strength` must be a number or a tree of numbers, got None.")
+  strength = jax.tree.map(_scalar_strength, strength)
   selected = _trees.resolve_mask(mask, tree)
-  strengths = _trees.nan_if_negative(_trees.broadcast_strength(strength, tree, "strength"))
+  strengths = _trees.broadcast_strength(strength, tree, "strength")
 
   def one(leaf, keep, lam):
     if not keep or lam is None:

@@ -22,8 +22,9 @@ With ``metric=d``, a positive array broadcastable to ``x`` (the diagonal of
 For the separable penalties this is the plain prox with ``strength / d``. For the group
 penalties it has no closed form: each group's secular equation is solved by a safeguarded
 Newton iteration (:mod:`regjax._secular`), and a group is exactly zero when
-:math:`\|d_g \odot x_g\|_2 \le \lambda`. ``metric`` is not checked for positivity (it is
-usually computed inside ``jit``); zero or negative entries give meaningless results.
+:math:`\|d_g \odot x_g\|_2 \le \lambda`. A ``metric`` given as a number or NumPy array
+must be positive; a JAX array (usually computed inside ``jit``) is not read, and a
+negative or NaN entry makes the result NaN (see *Bad arguments* below).
 
 Projections take neither a strength nor a metric: they return the nearest point of a set
 :math:`C` in the Euclidean norm, :math:`\arg\min_{z \in C} \|z - x\|_2`, which is what
@@ -32,6 +33,17 @@ in a diagonal metric is a different point, and regjax does not offer it.)
 
 Integer and boolean inputs are promoted to the default floating-point dtype, as jaxopt
 does, so a strength is never truncated to an integer.
+
+**Bad arguments.** These functions run inside every training step, so they check what
+costs nothing to check: shapes, ``axis`` and ``method`` when traced, and strengths
+(``strength``, ``l2_weight``, ``l1_weight``, ``max_value``, ``metric``) given as Python
+numbers or NumPy arrays, which raise the same ``ValueError``/``TypeError`` as the
+transforms' constructors (a negative, NaN, infinite, boolean or string strength; a
+``metric`` that is not positive). A JAX array, concrete or traced, is not read (that
+would copy it from the device every step); it follows the transforms' rule for traced
+values (see :mod:`regjax.transforms`): negative beyond a float32 rounding residue
+(:math:`-1.9\times10^{-6}`), NaN or infinite gives NaN, so the failure is loud, and a
+residue counts as 0.
 
 Group operators take ``axis``, the axes that one group spans. In Flax's kernel layout
 ``(..., fan_in, fan_out)`` the default ``axis=None`` means every axis but the last, so a
@@ -43,16 +55,34 @@ References:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import custom_batching
 from jax.typing import ArrayLike
 
 from regjax import _checks, _secular
 
+__all__ = [
+    "Axis",
+    "as_matrix",
+    "elastic_net",
+    "group_l2",
+    "l0",
+    "l1",
+    "l2_squared",
+    "max_norm",
+    "nonneg_l1",
+    "orthonormal",
+    "sparse_group",
+    "unit_norm",
+]
+
 Axis = int | Sequence[int] | None
+"""The axes one group spans: an int, a sequence of ints, or None (every axis but the last)."""
 
 
 def _as_float(x: ArrayLike) -> jax.Array:
@@ -64,36 +94,57 @@ def _as_float(x: ArrayLike) -> jax.Array:
 
 
 def _metric(x: jax.Array, metric: ArrayLike | None) -> jax.Array | None:
-  """``metric`` as an array of ``x``'s shape and dtype (None stays None)."""
+  """``metric`` as an array of ``x``'s shape and dtype (None stays None), checked."""
   if metric is None:
     return None
-  metric = jnp.asarray(metric)
+  metric = _checks.nonnegative("metric", metric, positive=True)
+  _check_shape("metric", np.shape(metric), x.shape, "x's shape")
+  return jnp.broadcast_to(jnp.asarray(metric).astype(x.dtype), x.shape)
+
+
+def _check_shape(name: str, shape: tuple[int, ...], target: tuple[int, ...], what: str) -> None:
+  """Raise unless an array of ``shape`` broadcasts to ``target`` (without growing it)."""
+  if not shape:  # a scalar: the common case
+    return
   try:
-    shape = jnp.broadcast_shapes(metric.shape, x.shape)
+    ok = jnp.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
   except ValueError:
-    shape = None
-  if shape != x.shape:
+    ok = False
+  if not ok:
     raise ValueError(
-        f"`metric` must be a positive array broadcastable to x's shape {x.shape} (the "
-        f"diagonal of the metric), got shape {metric.shape}."
-    )
-  return jnp.broadcast_to(metric.astype(x.dtype), x.shape)
+        f"`{name}` must be a scalar or broadcast to {what} {tuple(target)}, got shape "
+        f"{tuple(shape)}.")
 
 
-def _strength(x: jax.Array, strength: ArrayLike, metric: jax.Array | None = None) -> jax.Array:
-  """The strength in ``x``'s dtype; divided by the metric for a separable prox."""
-  strength = jnp.asarray(strength, dtype=x.dtype)
+def _nonnegative(name: str, value: ArrayLike, x: jax.Array,
+                 shape: tuple[int, ...] | None = None, what: str = "x's shape") -> jax.Array:
+  """A checked non-negative argument (see :func:`regjax._checks.nonnegative`) in
+  ``x``'s dtype, which broadcasts to ``shape`` (default ``x.shape``)."""
+  value = _checks.nonnegative(name, value)
+  _check_shape(name, np.shape(value), x.shape if shape is None else shape, what)
+  return jnp.asarray(value, dtype=x.dtype)
+
+
+def _threshold(x: jax.Array, strength: ArrayLike, metric: ArrayLike | None) -> jax.Array:
+  """The checked strength of a separable prox, divided by the (checked) metric."""
+  strength = _nonnegative("strength", strength, x)
+  metric = _metric(x, metric)
   return strength if metric is None else strength / metric
 
 
-def _exceeds(norm: jax.Array, bound: jax.Array) -> jax.Array:
-  """``norm > bound`` beyond rounding: 4 ulps, the accuracy of the computed group norm.
+def _soft(x: jax.Array, threshold: jax.Array) -> jax.Array:
+  return jnp.sign(x) * jnp.maximum(jnp.abs(x) - threshold, 0)
+
+
+def _within(norm: jax.Array, bound: jax.Array) -> jax.Array:
+  """``norm <= bound`` up to rounding: 4 ulps, the accuracy of the computed group norm.
 
   Within 4 ulps the exact group prox ``(1 - λ/‖x‖) x`` is smaller than the rounding error
   of ``1 - λ/‖x‖`` itself, so ``group_l2(x, ‖x‖)`` returns exact zeros and ``max_norm``
-  leaves a point on the ball unchanged, whichever way the caller computed ``‖x‖``.
+  leaves a point on the ball unchanged, whichever way the caller computed ``‖x‖``. False
+  for a NaN bound, so that a NaN strength reaches the result instead of zeroing it.
   """
-  return norm > bound * (1 + 4 * jnp.finfo(norm.dtype).eps)
+  return norm <= bound * (1 + 4 * jnp.finfo(norm.dtype).eps)
 
 
 def l1(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> jax.Array:
@@ -123,8 +174,7 @@ def l1(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> ja
     Donoho, "De-noising by soft-thresholding", IEEE Trans. Inf. Theory, 1995.
   """
   x = _as_float(x)
-  strength = _strength(x, strength, _metric(x, metric))
-  return jnp.sign(x) * jnp.maximum(jnp.abs(x) - strength, 0)
+  return _soft(x, _threshold(x, strength, metric))
 
 
 def l2_squared(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> jax.Array:
@@ -139,9 +189,14 @@ def l2_squared(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = Non
 
   Returns:
     An array like ``x``; never exactly zero unless ``x`` is.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> l2_squared(jnp.array([3.0, -1.5]), 0.25)  # divided by 1 + 2 · 0.25
+    Array([ 2., -1.], dtype=float32)
   """
   x = _as_float(x)
-  return x / (1 + 2 * _strength(x, strength, _metric(x, metric)))
+  return x / (1 + 2 * _threshold(x, strength, metric))
 
 
 def elastic_net(
@@ -165,12 +220,18 @@ def elastic_net(
     An array like ``x``, exactly zero where :math:`|x| \le \lambda/d` and shrunk toward
     zero elsewhere.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> elastic_net(jnp.array([3.0, 0.5]), 1.0, l2_weight=0.5)  # soft threshold, then / 2
+    Array([1., 0.], dtype=float32)
+
   References:
     Zou & Hastie, "Regularization and variable selection via the elastic net", 2005.
   """
   x = _as_float(x)
-  strength = _strength(x, strength, _metric(x, metric))
-  return l1(x, strength) / (1 + 2 * jnp.asarray(l2_weight, x.dtype) * strength)
+  threshold = _threshold(x, strength, metric)
+  weight = _nonnegative("l2_weight", l2_weight, x)
+  return _soft(x, threshold) / (1 + 2 * weight * threshold)
 
 
 def _group_norm(x: jax.Array, axis: Axis) -> tuple[jax.Array, jax.Array]:
@@ -197,15 +258,26 @@ def _group_scale(x: jax.Array, axis: Axis) -> tuple[jax.Array, jax.Array]:
 
 
 def _group_axes(x: jax.Array, axis: Axis) -> tuple[int, ...]:
+  """The axes a group spans, checked: ints (not bools), distinct, in range for ``x``."""
   if axis is None:
     if x.ndim < 2:
       return tuple(range(x.ndim))
     return tuple(range(x.ndim - 1))
-  axes = (axis,) if isinstance(axis, int) else tuple(axis)
+  axes = (axis,) if not isinstance(axis, Sequence) else tuple(axis)
   for a in axes:
+    if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Integral):
+      raise TypeError(f"`axis` must be None, an int or a sequence of ints, got {axis!r}.")
     if not -x.ndim <= a < x.ndim:
       raise ValueError(f"`axis` {axis!r} is out of range for an array of shape {x.shape}.")
-  return tuple(a % x.ndim for a in axes)
+  normalized = tuple(int(a) % x.ndim for a in axes)
+  if len(set(normalized)) != len(normalized):
+    raise ValueError(f"`axis` {axis!r} repeats an axis of an array of shape {x.shape}.")
+  return normalized
+
+
+def _group_shape(x: jax.Array, axes: tuple[int, ...]) -> tuple[int, ...]:
+  """The shape of the group norms: ``x``'s with the ``axes`` set to 1."""
+  return tuple(1 if i in axes else n for i, n in enumerate(x.shape))
 
 
 def _group_l2_in_metric(
@@ -225,7 +297,7 @@ def _group_l2_in_metric(
   unit_strength = strength / (x_scale * d_scale)
   weighted = unit_d * unit_x
   norm, _ = _group_norm(weighted, axes)
-  active = _exceeds(norm, unit_strength)
+  active = ~_within(norm, unit_strength)
   radius = _secular.radius(weighted, unit_d, unit_strength, norm, active, axes)
   shrink = unit_d * radius / (unit_d * radius + unit_strength)
   return jnp.where(active, shrink * x, 0)
@@ -274,12 +346,17 @@ def group_l2(
   """
   x = _as_float(x)
   axes = _group_axes(x, axis)
-  metric = _metric(x, metric)
-  strength = _strength(x, strength)
+  strength = _nonnegative("strength", strength, x, _group_shape(x, axes), "the group norms' shape")
+  return _group_l2(x, strength, axes, _metric(x, metric))
+
+
+def _group_l2(x: jax.Array, strength: jax.Array, axes: tuple[int, ...],
+              metric: jax.Array | None) -> jax.Array:
+  """:func:`group_l2` on checked arguments."""
   if metric is not None:
     return _group_l2_in_metric(x, strength, metric, axes)
   norm, safe_norm = _group_norm(x, axes)
-  scale = jnp.where(_exceeds(norm, strength), 1 - strength / safe_norm, 0)
+  scale = jnp.where(_within(norm, strength), 0, 1 - strength / safe_norm)
   return scale * x
 
 
@@ -305,13 +382,22 @@ def sparse_group(
   Returns:
     An array like ``x``, zero within groups and as whole groups.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> x = jnp.array([[5.5], [0.5]])  # one unit: soft threshold 0.5, then the group prox
+    >>> sparse_group(x, 2.5, l1_weight=0.2).ravel()  # [5, 0] shrunk by 1 - 2.5/5
+    Array([2.5, 0. ], dtype=float32)
+
   References:
     Simon, Friedman, Hastie & Tibshirani, "A sparse-group lasso", 2013.
   """
   x = _as_float(x)
-  strength = _strength(x, strength)
-  shrunk = l1(x, jnp.asarray(l1_weight, x.dtype) * strength, metric=metric)
-  return group_l2(shrunk, strength, axis, metric=metric)
+  axes = _group_axes(x, axis)
+  strength = _nonnegative("strength", strength, x, _group_shape(x, axes), "the group norms' shape")
+  weight = _nonnegative("l1_weight", l1_weight, x)
+  metric = _metric(x, metric)
+  threshold = weight * strength if metric is None else weight * strength / metric
+  return _group_l2(_soft(x, threshold), strength, axes, metric)
 
 
 def l0(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> jax.Array:
@@ -329,12 +415,20 @@ def l0(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> ja
   Returns:
     An array like ``x`` whose every entry is either that of ``x``, unshrunk, or exactly 0.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> l0(jnp.array([1.5, -0.9, 0.2]), 0.5)  # kept where |x| > sqrt(2 · 0.5) = 1
+    Array([1.5, 0. , 0. ], dtype=float32)
+
   References:
     Blumensath & Davies, "Iterative thresholding for sparse approximations", 2008.
   """
   x = _as_float(x)
-  threshold = jnp.sqrt(2 * _strength(x, strength, _metric(x, metric)))
-  return jnp.where(jnp.abs(x) > threshold, x, jnp.zeros_like(x))
+  threshold = jnp.sqrt(2 * _threshold(x, strength, metric))
+  kept = jnp.where(jnp.abs(x) > threshold, x, jnp.zeros_like(x))
+  if not any(isinstance(v, (jax.Array, jax.core.Tracer)) for v in (strength, metric)):
+    return kept  # checked on the host: the threshold cannot be NaN
+  return jnp.where(jnp.isnan(threshold), jnp.nan, kept)  # a NaN strength must show
 
 
 def nonneg_l1(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None) -> jax.Array:
@@ -349,9 +443,14 @@ def nonneg_l1(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None
 
   Returns:
     A non-negative array like ``x``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> nonneg_l1(jnp.array([2.0, -1.0, 0.5]), 0.5)
+    Array([1.5, 0. , 0. ], dtype=float32)
   """
   x = _as_float(x)
-  return jnp.maximum(x - _strength(x, strength, _metric(x, metric)), 0)
+  return jnp.maximum(x - _threshold(x, strength, metric), 0)
 
 
 def max_norm(x: ArrayLike, max_value: ArrayLike, axis: Axis = None) -> jax.Array:
@@ -370,14 +469,21 @@ def max_norm(x: ArrayLike, max_value: ArrayLike, axis: Axis = None) -> jax.Array
   Returns:
     An array like ``x`` whose groups have norm at most ``max_value``.
 
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> max_norm(jnp.array([[3.0], [4.0]]), 2.5).ravel()  # norm 5 scaled to 2.5
+    Array([1.5, 2. ], dtype=float32)
+
   References:
     Srebro & Shraibman, "Rank, trace-norm and max-norm", 2005; used per unit with dropout
     by Srivastava et al., 2014.
   """
   x = _as_float(x)
-  norm, safe_norm = _group_norm(x, _group_axes(x, axis))
-  radius = jnp.asarray(max_value, x.dtype)
-  return jnp.where(_exceeds(norm, radius), radius / safe_norm, 1) * x
+  axes = _group_axes(x, axis)
+  radius = _nonnegative("max_value", max_value, x, _group_shape(x, axes),
+                        "the group norms' shape")
+  norm, safe_norm = _group_norm(x, axes)
+  return jnp.where(_within(norm, radius), 1, radius / safe_norm) * x
 
 
 def unit_norm(x: ArrayLike, axis: Axis = None) -> jax.Array:
@@ -391,18 +497,40 @@ def unit_norm(x: ArrayLike, axis: Axis = None) -> jax.Array:
 
   Returns:
     An array like ``x`` whose nonzero groups have unit norm.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> unit_norm(jnp.array([[3.0, 0.0], [4.0, 0.0]]))  # a zero unit stays zero
+    Array([[0.6, 0. ],
+           [0.8, 0. ]], dtype=float32)
   """
   x = _as_float(x)
   norm, safe_norm = _group_norm(x, _group_axes(x, axis))
   return jnp.where(norm > 0, x / safe_norm, 0)
 
 
-def as_matrix(x: jax.Array) -> jax.Array:
-  """View a kernel ``(..., fan_in, fan_out)`` as a ``(fan_in * ..., fan_out)`` matrix."""
+def as_matrix(x: ArrayLike) -> jax.Array:
+  """View a kernel ``(..., fan_in, fan_out)`` as a ``(fan_in * ..., fan_out)`` matrix.
+
+  Args:
+    x: an array with ``ndim >= 2``.
+
+  Returns:
+    ``x`` reshaped to two dimensions, the last one kept.
+
+  Raises:
+    ValueError: ``x`` has fewer than two dimensions.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> as_matrix(jnp.ones((3, 3, 2, 8))).shape  # a 3x3 conv from 2 to 8 channels
+    (18, 8)
+  """
+  x = jnp.asarray(x)
   if x.ndim < 2:
     raise ValueError(
-        f"orthogonality needs a matrix or a conv kernel, got an array of shape {x.shape}; "
-        "exclude 1-D leaves (biases, scales) with a mask."
+        f"`x`: orthogonality needs a matrix or a conv kernel, got an array of shape "
+        f"{x.shape}; exclude 1-D leaves (biases, scales) with a mask."
     )
   return x.reshape(-1, x.shape[-1])
 
@@ -486,6 +614,12 @@ def orthonormal(x: ArrayLike, method: str = "polar") -> jax.Array:
 
   Returns:
     An array of the shape and dtype of ``x``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> orthonormal(jnp.array([[2.0, 0.0], [0.0, 3.0]]))  # the polar factor
+    Array([[1., 0.],
+           [0., 1.]], dtype=float32)
 
   References:
     Absil, Mahony & Sepulchre, "Optimization Algorithms on Matrix Manifolds", 2008, §4.1.

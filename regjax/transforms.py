@@ -20,12 +20,36 @@ counter, starting at 0, like Optax's.
 Strength trees and masks are matched to the parameters by path (``layers/0/kernel``),
 whatever the containers: an ``nnx.State`` of ``nnx.Param`` wrappers, its raw arrays,
 ``nnx.to_pure_dict`` or a plain dict; masks follow Optax (a tree of bools, a prefix of
-the parameter tree, or a callable). Concrete values are checked when the transform is
-built; a traced strength that is negative or NaN turns the step into NaN, so a sweep
-reports the row as failed instead of silently anti-regularizing. ``update`` never reads
-values on the host: NaN updates are not checked here (use the sweep's failed-row flags,
-``optax.apply_if_finite`` or ``jax.config.update("jax_debug_nans", True)``), and it
-accepts extra keyword arguments, like ``optax.GradientTransformationExtraArgs``.
+the parameter tree, or a callable). As in ``optax.masked``, every path of a mask, a
+strength tree or a ``target`` must name a parameter or a prefix of one: an entry that
+names nothing (a typo, or a tree built from ``nnx.state(model)`` for an optimizer that
+updates ``nnx.state(model, nnx.Param)``) raises a ``ValueError`` at ``init``.
+
+**Bad values.** What can be read when the transform is built is checked then, and a
+bad value raises a ``ValueError``/``TypeError`` naming the argument: a negative, NaN,
+infinite or non-numeric strength, rate or learning rate (Python number, NumPy or
+concrete JAX array), and a schedule that is clearly negative or not finite at one of
+the probe steps 0, 1, 10, ..., 10⁶ (it is evaluated there on the host, once). A traced
+value cannot be read; in the step,
+
+- a value :math:`v < -\tau`, NaN or infinite becomes NaN, so the step fails loudly and a
+  sweep reports the row as failed instead of silently anti-regularizing;
+- a value in :math:`[-\tau, 0)` is a float rounding residue and counts as 0.
+
+The same holds for a schedule's value at each step. :math:`\tau = 16\,\varepsilon_{32}
+\max(1, S) \approx 1.9\times10^{-6}\max(1, S)`, 16 float32 ulps of the schedule's largest
+value :math:`S` at the probe steps (:math:`S = 1` for a traced number). Why: under
+``jit`` XLA computes ``count / steps`` as ``count * (1 / steps)``, so a schedule that ends
+at 0 evaluates to a few ulps below it (``optax.linear_schedule(0.2, 0.0, 15)`` gives
+``-1.04e-8`` from step 15 on), and ``optax.inject_hyperparams`` passes that number in as
+a traced value; Optax's own transforms use it as is, a negligible ``-1e-8``, and so must
+these. A negative value you write is never a residue: it raises, however small.
+
+``update`` never reads values on the host: NaN updates are not checked here (use the
+sweep's failed-row flags, ``optax.apply_if_finite`` or
+``jax.config.update("jax_debug_nans", True)``), and it accepts extra keyword arguments,
+like ``optax.GradientTransformationExtraArgs``. ``docs/guides/bad_input.md`` tabulates
+what every public entry point does with each kind of bad input.
 
 Every factory works with ``optax.inject_hyperparams``; no default argument is callable
 (``inject_hyperparams`` takes callables for schedules), so a callable you pass that is
@@ -35,7 +59,6 @@ not a schedule (``prox_fn``, a callable ``mask``) goes in ``static_args``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import optax
@@ -44,16 +67,17 @@ from regjax import _checks, _trees
 from regjax._orthogonality import OrthogonalityState, orthogonality
 from regjax._proxgen import ProxAdamState, preconditioned_proximal
 from regjax._transform_base import (
-    DEFAULT_MASK,
-    ProxFn,
-    ScheduleState,
-    leafwise,
-    masked_transform,
-    need_params,
-    schedule_init,
-    strengths_at,
-    zero_count,
+  DEFAULT_MASK,
+  Checked,
+  ProxFn,
+  ScheduleState,
+  leafwise,
+  masked_transform,
+  need_params,
+  schedule_init,
+  zero_count,
 )
+from regjax.typing import Mask, Params, ScalarOrSchedule, Strength
 
 __all__ = [
     "DEFAULT_MASK",
@@ -72,9 +96,9 @@ __all__ = [
 
 def proximal(
     prox_fn: ProxFn,
-    strength: Any,
-    learning_rate: optax.ScalarOrSchedule,
-    mask: Any = None,
+    strength: Strength,
+    learning_rate: ScalarOrSchedule,
+    mask: Mask = None,
 ) -> optax.GradientTransformation:
   r"""Proximal step: maps an update ``u`` to ``prox(p + u, η_t λ) − p``.
 
@@ -109,16 +133,16 @@ def proximal(
   References:
     Parikh & Boyd, "Proximal Algorithms", 2014, §4.2.
   """
-  _checks.check_number_tree("strength", strength)
-  _checks.check_number_tree("learning_rate", learning_rate)
-
-  init_fn = schedule_init(strength)
+  _checks.check_callable("prox_fn", prox_fn, "(x, threshold) -> array")
+  checked = Checked.check("strength", strength)
+  lr = Checked.check("learning_rate", learning_rate)
+  init_fn = schedule_init(checked)
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
     need_params(params)
-    rate = _checks.resolve_schedule(learning_rate, state.count)
-    strengths = strengths_at(strength, state.count, updates)
+    rate = lr.at(state.count)
+    strengths = checked.per_leaf(state.count, updates)
 
     def leaf(u, p, lam):
       if lam is None:
@@ -133,10 +157,10 @@ def proximal(
 
 
 def decoupled_weight_decay(
-    rate: Any,
-    learning_rate: optax.ScalarOrSchedule | None = None,
-    target: Any = None,
-    mask: Any = DEFAULT_MASK,
+    rate: Strength,
+    learning_rate: ScalarOrSchedule | None = None,
+    target: Params = None,
+    mask: Mask = DEFAULT_MASK,
 ) -> optax.GradientTransformation:
   r"""Weight decay applied to the step itself, independent of the gradient's scaling.
 
@@ -179,13 +203,24 @@ def decoupled_weight_decay(
     Li, Grandvalet & Davoine, "Explicit inductive bias for transfer learning with
     convolutional networks" (L2-SP), ICML 2018.
   """
-  _checks.check_number_tree("rate", rate)
-  if learning_rate is not None:
-    _checks.check_number_tree("learning_rate", learning_rate)
+  return _decoupled_weight_decay("rate", rate, learning_rate, target, mask)
+
+
+def _decoupled_weight_decay(
+    name: str,
+    rate: Strength,
+    learning_rate: ScalarOrSchedule | None,
+    target: Params,
+    mask: Mask,
+) -> optax.GradientTransformation:
+  """:func:`decoupled_weight_decay`, whose messages call ``rate`` ``name`` (``adamw``'s
+  ``weight_decay``)."""
+  checked = Checked.check(name, rate)
+  lr = None if learning_rate is None else Checked.check("learning_rate", learning_rate)
 
   def init_fn(params):
     _checks.check_float_params("params", params)
-    _trees.broadcast_strength(rate, params, "rate")
+    checked.match(params)
     if target is not None:
       _trees.match("target", target, params)
     return ScheduleState(count=zero_count())
@@ -193,10 +228,8 @@ def decoupled_weight_decay(
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
     need_params(params)
-    scale = 1.0 if learning_rate is None else _checks.resolve_schedule(
-        learning_rate, state.count
-    )
-    rates = strengths_at(rate, state.count, updates, "rate")
+    scale = 1.0 if lr is None else lr.at(state.count)
+    rates = checked.per_leaf(state.count, updates)
     anchors = jax.tree.map(lambda _: None, updates, is_leaf=_trees.is_leaf) if (
         target is None) else _trees.match("target", target, updates)
 
@@ -214,8 +247,8 @@ def decoupled_weight_decay(
 
 def add_penalty_gradient(
     penalty: Callable[[jax.Array], jax.Array],
-    strength: Any,
-    mask: Any = None,
+    strength: Strength,
+    mask: Mask = None,
 ) -> optax.GradientTransformation:
   r"""Adds :math:`\lambda \nabla R(p)` to the gradient, as if ``λ·R(p)`` were in the loss.
 
@@ -232,16 +265,25 @@ def add_penalty_gradient(
 
   Returns:
     An ``optax.GradientTransformation`` with state :class:`ScheduleState`.
-  """
-  _checks.check_number_tree("strength", strength)
-  gradient = jax.grad(penalty)
 
-  init_fn = schedule_init(strength)
+  Examples:
+    The gradient of ``0.5 · l2_squared(p)`` is ``p``, added to a zero gradient:
+
+    >>> import jax.numpy as jnp, regjax
+    >>> tx = regjax.add_penalty_gradient(regjax.penalties.l2_squared, 0.5)
+    >>> params = jnp.array([1.0, -2.0])
+    >>> tx.update(jnp.zeros(2), tx.init(params), params)[0]
+    Array([ 1., -2.], dtype=float32)
+  """
+  _checks.check_callable("penalty", penalty, "array -> scalar")
+  checked = Checked.check("strength", strength)
+  gradient = jax.grad(penalty)
+  init_fn = schedule_init(checked)
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
     need_params(params)
-    strengths = strengths_at(strength, state.count, updates)
+    strengths = checked.per_leaf(state.count, updates)
 
     def leaf(g, p, lam):
       if lam is None:
@@ -255,7 +297,7 @@ def add_penalty_gradient(
 
 
 def project(
-    projection: Callable[[jax.Array], jax.Array], mask: Any = None
+    projection: Callable[[jax.Array], jax.Array], mask: Mask = None
 ) -> optax.GradientTransformation:
   r"""Constraint after the step: maps an update ``u`` to ``projection(p + u) − p``.
 
@@ -286,8 +328,7 @@ def project(
   References:
     Projected gradient descent; Absil, Mahony & Sepulchre, 2008, for retractions.
   """
-  if not callable(projection):
-    raise TypeError(f"`projection` must be a function array -> array, got {projection!r}.")
+  _checks.check_callable("projection", projection, "array -> array")
 
   def init_fn(params):
     _checks.check_float_params("params", params)

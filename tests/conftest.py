@@ -15,4 +15,14 @@ settings.register_profile(
     print_blob=True,
 )
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A deeper, randomized run of the conformance fuzzer (tests/test_conformance.py), which runs
+# a few derandomized examples per transform otherwise:
+#   pytest tests/test_conformance.py --hypothesis-profile=long
+settings.register_profile(
+    "long",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
+)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")

@@ -64,9 +64,7 @@ PENDING = frozenset({
     "regjax.experiment.trainer",
     "regjax.masks",
     "regjax.metrics",
-    "regjax.optimizers",
     "regjax.penalties",
-    "regjax.prox",
     "regjax.transforms",
 })
 

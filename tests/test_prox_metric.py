@@ -266,9 +266,9 @@ def test_group_prox_in_metric_is_safe_from_under_and_overflow():
 
 
 def test_metric_arguments_are_checked():
-  with pytest.raises(ValueError, match="`metric`.*broadcastable"):
+  with pytest.raises(ValueError, match="`metric` must be a scalar or broadcast"):
     prox.l1(jnp.ones((2, 3)), 0.1, metric=jnp.ones(2))
-  with pytest.raises(ValueError, match="`metric`.*broadcastable"):
+  with pytest.raises(ValueError, match="`metric` must be a scalar or broadcast"):
     prox.group_l2(jnp.ones((2, 3)), 0.1, metric=jnp.ones((4, 2, 3)))
   # Projections are Euclidean and take no metric.
   with pytest.raises(TypeError, match="metric"):

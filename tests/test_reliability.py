@@ -233,7 +233,7 @@ def test_non_finite_gradients_flow_through_update_without_a_host_check():
 
 # ---------------------------------------------------------------- API stability
 PUBLIC_API = [
-    "Grid", "SweepResult", "Trainer", "add_penalty_gradient", "adamw", "by_path",
+    "Grid", "SweepResult", "Trainer", "adaptive_sweep", "add_penalty_gradient", "adamw", "by_path",
     "checkpoint", "concat_results", "data", "decoupled_weight_decay", "experiment", "gates",
     "grid", "masks", "metrics", "models", "nn", "optimizers", "orthogonality", "penalties",
     "per_layer", "pooling", "progress_callback", "project", "prox", "prox_adam", "prox_sgd",

@@ -104,6 +104,42 @@ def test_strength_tree_missing_a_parameter_names_the_path():
     tx.init(params)
 
 
+def test_typo_in_a_mask_inside_nnx_optimizer_is_an_error():
+  model = Net(nnx.Rngs(0))
+  mask = {"layers": {0: {"kernel": True, "bias": False}, 1: {"kernel": True, "bais": False}}}
+  with pytest.raises(ValueError, match=r"`mask` names layers/1/bais, which is not a parameter"):
+    nnx.Optimizer(model, regjax.adamw(1e-3, 0.1, mask=mask), wrt=nnx.Param)
+  with pytest.raises(ValueError, match=r"`mask` names layers/1/bais"):
+    nnx.Optimizer(model, regjax.prox_adam(1e-3, 0.1, mask=mask), wrt=nnx.Param)
+  # Optax itself refuses the same mask.
+  with pytest.raises(ValueError):
+    nnx.Optimizer(model, optax.adamw(1e-3, 0.1, mask=mask), wrt=nnx.Param)
+
+
+class NormNet(nnx.Module):
+  def __init__(self, rngs):
+    self.dense = nnx.Linear(3, 4, rngs=rngs)
+    self.norm = nnx.BatchNorm(4, rngs=rngs)
+
+  def __call__(self, x):
+    return self.norm(self.dense(x))
+
+
+def test_per_layer_tree_from_the_whole_nnx_state_says_to_take_the_params():
+  # nnx.state(model) also holds the BatchNorm's running statistics, which an optimizer with
+  # wrt=nnx.Param never sees: the extra entries name nothing it updates.
+  model = NormNet(nnx.Rngs(0))
+  whole = regjax.per_layer(nnx.state(model), {"kernel": 0.1}, default=0.0)
+  with pytest.raises(ValueError, match=r"`weight_decay` names norm/mean, norm/var.*"
+                     r"nnx.state\(model, nnx.Param\), not nnx.state\(model\)"):
+    nnx.Optimizer(model, regjax.adamw(LR, weight_decay=whole), wrt=nnx.Param)
+  params_only = regjax.per_layer(nnx.state(model, nnx.Param), {"kernel": 0.1}, default=0.0)
+  optimizer = nnx.Optimizer(model, regjax.adamw(LR, weight_decay=params_only), wrt=nnx.Param)
+  before = model.dense.kernel[...]
+  optimizer.update(model, jax.tree.map(jnp.zeros_like, nnx.state(model, nnx.Param)))
+  np.testing.assert_allclose(model.dense.kernel[...], (1 - LR * 0.1) * before, rtol=1e-6)
+
+
 # --------------------------------------------------------------- optax.inject_hyperparams
 
 PARAMS = {"w": jnp.array([[0.9, -0.3], [0.05, 1.2]]), "b": jnp.array([0.4, -0.02])}
@@ -267,7 +303,9 @@ class UpdateContractTest(chex.TestCase):
 
 # --------------------------------------------------- traced negative or NaN strengths fail
 
-NEGATIVE_GRID = jnp.array([0.1, -0.1, jnp.nan])
+# 0.1 trains; -0.1 and NaN fail loudly; -1.04e-8 (what a schedule that ends at 0 gives
+# under jit) is a rounding residue and trains exactly like 0.
+NEGATIVE_GRID = jnp.array([0.1, -0.1, jnp.nan, -1.04e-8, 0.0])
 
 SWEPT = {
     "proximal": lambda lam: optax.chain(optax.sgd(LR), regjax.proximal(prox.l1, lam, LR)),
@@ -289,6 +327,54 @@ def test_vmapped_negative_or_nan_strength_gives_nan(name):
   w = result["w"]
   assert bool(jnp.all(jnp.isfinite(w[0])))
   assert bool(jnp.all(jnp.isnan(w[1]))) and bool(jnp.all(jnp.isnan(w[2])))
+  np.testing.assert_array_equal(w[3], w[4])
+  assert not np.allclose(w[0], w[4])  # the strength matters, so "equal to λ = 0" says something
+
+
+def _scan(tx, params, steps=20):
+  """``steps`` updates in one jitted ``lax.scan``, the way a training loop runs."""
+
+  def step(carry, t):
+    params, state = carry
+    updates, state = tx.update(_grads(params, t), state, params)
+    return (optax.apply_updates(params, updates), state), None
+
+  return jax.jit(lambda p: jax.lax.scan(step, (p, tx.init(p)), jnp.arange(steps))[0][0])(params)
+
+
+def test_adamw_with_a_schedule_that_ends_at_zero_trains_like_optax_in_a_jitted_scan():
+  # The issue's repro: under jit, linear_schedule(0.2, 0.0, 15) is -1.04e-8 from step 15 on;
+  # regjax took that for a negative strength and turned every kernel into NaN.
+  assert float(jax.jit(optax.linear_schedule(0.2, 0.0, 15))(jnp.int32(15))) < 0
+  params = {"kernel": jax.random.normal(jax.random.key(0), (4, 3))}
+  schedule = optax.linear_schedule(0.2, 0.0, 15)
+  pairs = {
+      "plain": (regjax.adamw(1e-2, weight_decay=schedule),
+                optax.adamw(1e-2, weight_decay=schedule)),
+      # inject_hyperparams evaluates the schedule itself: the residue arrives as a number.
+      "inject_hyperparams": (
+          optax.inject_hyperparams(regjax.adamw)(learning_rate=1e-2, weight_decay=schedule),
+          optax.inject_hyperparams(optax.adamw)(learning_rate=1e-2, weight_decay=schedule)),
+  }
+  for name, (ours, theirs) in pairs.items():
+    chex.assert_trees_all_close(_scan(ours, params), _scan(theirs, params), rtol=1e-5,
+                                atol=1e-6, custom_message=name)
+
+
+def test_residue_tolerance_scales_with_the_schedule():
+  # 16 float32 ulps of max(1, the schedule's largest value): -1e-5 is a residue of a
+  # schedule that peaks at 100, but a clear negative for one that peaks at 0.1, and for a
+  # traced number (no scale known, so 1).
+  w = jnp.array([[0.5, -0.2], [0.3, 0.9]])
+  big = regjax.proximal(prox.l1, lambda t: jnp.where(t < 1, 100.0, -1e-5), 1e-4)
+  zero = regjax.proximal(prox.l1, lambda t: jnp.where(t < 1, 100.0, 0.0), 1e-4)
+  chex.assert_trees_all_equal(_run(big, 3, params={"w": w})[0],
+                              _run(zero, 3, params={"w": w})[0])
+  with pytest.raises(ValueError, match=r"`strength` must be >= 0.0, got -1e-05 \(a schedule"):
+    regjax.proximal(prox.l1, lambda t: jnp.where(t < 1, 0.1, -1e-5), 1e-4)
+  traced = jax.jit(lambda lam: _run(regjax.proximal(prox.l1, lam, 1e-4), 1,
+                                    params={"w": w}, jit=False)[0])(jnp.float32(-1e-5))
+  assert bool(jnp.all(jnp.isnan(traced["w"])))
 
 
 def test_tree_penalty_with_negative_traced_strength_is_nan():

@@ -108,10 +108,12 @@ import numpy as np
 __all__ = [
     "Assignment",
     "Choice",
+    "Dimension",
     "LogUniform",
     "Maximize",
     "MaximizeWithin",
     "Minimize",
+    "Objective",
     "Refill",
     "Space",
     "Uniform",
@@ -221,6 +223,7 @@ class Choice:
 
 
 Dimension = Uniform | LogUniform | Choice
+"""One dimension of a :class:`Space`: a :class:`Uniform`, :class:`LogUniform` or :class:`Choice`."""
 
 
 class Space:
@@ -464,6 +467,7 @@ class MaximizeWithin:
 
 
 Objective = Maximize | MaximizeWithin
+"""What a search optimizes: :class:`Maximize`, :class:`Minimize` or :class:`MaximizeWithin`."""
 
 
 # ----------------------------------------------------------------------------- the policy
