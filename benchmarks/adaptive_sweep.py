@@ -38,7 +38,9 @@ Arms:
 * **adaptive**: ``regjax.adaptive_sweep`` (the policy ``regjax.experiment.adaptive.Refill``
   driving the one sweep loop segment by segment) with a quarter of the grid's model·steps:
   ``grid points / 16`` slots x the seeds for ``4 x segments`` rounds (4 slots, 16 rounds
-  by default), ``keep=1/3``, ``explore=0.25``, policy seed ``r``. Its programs compile in
+  by default; ``--slots`` changes the width, the rounds follow to keep the budget; the
+  search stops sooner if every slot idles), ``keep=1/3``, ``explore=0.25``, policy seed
+  ``r``. Its programs compile in
   a first call per problem, reported apart; model·steps to the target are counted at the
   end of the segment in which the first point meeting it completed, times from the
   call's own timeline (``result.timeline``).
@@ -55,14 +57,23 @@ Figures:
 * **held out**: the test accuracy and zero share of each arm's chosen point (Optuna's
   incumbent once it has spent a quarter of the grid's model·steps), 95% t intervals over
   the repetitions, and paired differences against the grid's choice.
+* **fresh seeds** (``--truth-seeds``, 16 by default): every grid λ trained once more on
+  seeds no arm sees (1000, 1001, ...); each arm's choice is read on these means
+  (interpolated in ``log λ``): its zero share and validation accuracy there, and whether
+  it meets the objective there (within the margin of their best validation accuracy for
+  the constrained objective, within 0.5 point of it for accuracy). This checks whether a
+  choice is an artifact of picking among noisy points (the winner's curse).
 * **refill cost**: the host-side time between segments (the policy's decision and its
   bookkeeping, ``result.host_seconds``) as a share of a segment's wall time, per search;
   and the policy's decision alone for a synthetic table. The device-side
   re-initialization of refilled rows is one compiled ``where(mask, init, state)`` that
   the loop runs inside the next segment's time.
 
-Run: ``python -m benchmarks.adaptive_sweep [--quick] [--problems digits,mnist1d]``;
-needs the ``bench`` extra (``pip install -e '.[bench]'``, also in ``dev``).
+Run: ``python -m benchmarks.adaptive_sweep [--quick] [--problems digits,mnist1d]
+[--slots N] [--figure PATH]``; ``--figure`` draws the frontier each method found in
+repetition 0 of the constrained objective (``docs/_static/adaptive_frontier.png`` comes
+from the full run); ``--slots`` changes the adaptive search's width at the same budget.
+Needs the ``bench`` extra (``pip install -e '.[bench]'``, also in ``dev``).
 """
 
 from __future__ import annotations
@@ -90,6 +101,7 @@ OBJECTIVES = {
     "sparsest": adaptive.MaximizeWithin("zero_weights", "validation_accuracy", MARGIN),
 }
 COLUMNS = ("validation_accuracy", "zero_weights", "test_accuracy")
+FRESH_SEED = 1000  # the fresh-seed reference's first seed (the repetitions use 0, 1, ...)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +153,7 @@ class Arm:
   chosen: dict[str, float]  # the chosen point: lam and COLUMNS (means over seeds)
   to_target: tuple[float, float, float] | None  # (model·steps, wall, cpu) when reached
   extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+  trained: dict[str, np.ndarray] | None = None  # the points it trained (for --figure)
 
 
 class Clock:
@@ -168,6 +181,66 @@ def target(grid: dict[str, np.ndarray], objective_name: str) -> Callable[[dict],
                         and point["zero_weights"] >= sparsity - SPARSITY_TOLERANCE)
 
 
+# ----------------------------------------------------------------------------- fresh seeds
+
+
+@dataclasses.dataclass(frozen=True)
+class Truth:
+  """Every grid λ trained on fresh seeds that no arm sees (``FRESH_SEED`` on): the
+  reference each arm's choice is checked against, read at any λ by interpolating the
+  means in ``log λ`` between the grid's points."""
+
+  lams: np.ndarray
+  means: dict[str, np.ndarray]
+  seeds: int
+
+  @classmethod
+  def measure(cls, problem: Problem, points: int, seeds: int) -> Truth:
+    lambdas = np.logspace(problem.low, problem.high, points)
+    result = regjax.sweep(problem.trainer, regjax.grid(lam=lambdas),
+                          seeds=list(range(FRESH_SEED, FRESH_SEED + seeds)), progress=False)
+    means = {name: np.asarray(result[name], np.float64).reshape(points, seeds).mean(1)
+             for name in COLUMNS}
+    return cls(lambdas, means, seeds)
+
+  def at(self, lam: float, name: str) -> float:
+    return float(np.interp(np.log(lam), np.log(self.lams), self.means[name]))
+
+  @property
+  def best(self) -> float:
+    return float(self.means["validation_accuracy"].max())
+
+  def meets(self, lam: float, objective_name: str) -> bool:
+    """Whether λ meets the objective on the fresh seeds: within the margin of their best
+    validation accuracy (sparsest), or within ``ACCURACY_TOLERANCE`` of it (accuracy)."""
+    slack = MARGIN if objective_name == "sparsest" else ACCURACY_TOLERANCE
+    return self.at(lam, "validation_accuracy") >= self.best - slack - 1e-9
+
+  def sparsest(self) -> int:
+    """The grid index of the sparsest λ within the margin of the best, on fresh seeds."""
+    return choose(self.means, OBJECTIVES["sparsest"])
+
+  def describe(self, name: str) -> str:
+    i, means = self.sparsest(), self.means
+    top = self.lams[np.argmax(means["validation_accuracy"])]
+    return (f"-- {name}: fresh-seed reference, {len(self.lams)} λ x {self.seeds} seeds "
+            f"({FRESH_SEED}..{FRESH_SEED + self.seeds - 1}): best validation accuracy "
+            f"{self.best:.4f} at λ {top:.3g}; the sparsest λ within {MARGIN:.0%} of it: "
+            f"{self.lams[i]:.3g} (zero weights {means['zero_weights'][i]:.3f}, validation "
+            f"{means['validation_accuracy'][i]:.4f}, test {means['test_accuracy'][i]:.4f})")
+
+  def check(self, runs: list[Arm], objective_name: str) -> str:
+    """The line on an arm's choices: their zero share and validation accuracy on the fresh
+    seeds, and in how many repetitions the choice meets the objective there."""
+    lams = [r.chosen["lam"] for r in runs]
+    zeros = [self.at(lam, "zero_weights") for lam in lams]
+    accuracy = [self.at(lam, "validation_accuracy") for lam in lams]
+    met = sum(self.meets(lam, objective_name) for lam in lams)
+    return (f"           on {self.seeds} fresh seeds: zero weights {_common.t_interval(zeros, ' ')}"
+            f", validation accuracy {_common.t_interval(accuracy, ' ')}; meets the objective "
+            f"there in {met}/{len(runs)}")
+
+
 # ----------------------------------------------------------------------------- grid arm
 
 
@@ -182,7 +255,7 @@ def grid_arm(problem: Problem, points: int, seeds: list[int]) -> tuple[dict, Arm
   for name in COLUMNS:  # rows are point-major: (point, seed)
     table[name] = rows[name].reshape(points, len(seeds)).mean(1)
   steps = float(points * len(seeds) * problem.trainer.steps)
-  return table, Arm(steps, wall, cpu, {}, (steps, wall, cpu))
+  return table, Arm(steps, wall, cpu, {}, (steps, wall, cpu), trained=table)
 
 
 def with_choice(table: dict, arm: Arm, objective: Any) -> Arm:
@@ -309,12 +382,16 @@ def optuna_arm(runner: Runner, seeds: list[int], objective_name: str,
 
 
 def adaptive_arm(problem: Problem, seeds: list[int], objective_name: str,
-                 reached: Callable[[dict], bool], grid_steps: float, rep: int) -> Arm:
-  """``regjax.adaptive_sweep`` with a quarter of the grid's model·steps: ``grid points / 16``
-  slots for ``4 x segments`` rounds. Its programs are compiled by a first call (see
-  :func:`main`); later calls with the same Trainer reuse them."""
+                 reached: Callable[[dict], bool], grid_steps: float, rep: int,
+                 slots: int | None = None) -> Arm:
+  """``regjax.adaptive_sweep`` with a quarter of the grid's model·steps: ``slots`` (by
+  default ``grid points / 16``) for as many rounds as that budget buys (``4 x segments``
+  by default). Its programs are compiled by a first call (see :func:`main`); later calls
+  with the same Trainer reuse them."""
   runs = grid_steps / (len(seeds) * problem.trainer.steps)  # the grid's points
-  slots, rounds = max(1, round(runs / 16)), 4 * problem.segments
+  default = max(1, round(runs / 16))
+  slots = slots or default
+  rounds = max(problem.segments, round(4 * problem.segments * default / slots))
   clock = Clock()
   result = regjax.adaptive_sweep(
       problem.trainer, adaptive.Space(lam=adaptive.LogUniform(10**problem.low, 10**problem.high)),
@@ -333,11 +410,12 @@ def adaptive_arm(problem: Problem, seeds: list[int], objective_name: str,
       break
   walls = np.diff([w for _, w, _ in result.timeline])
   best = search.best()
+  host_share = result.host_seconds / len(result.timeline) / float(np.median(walls))
   return Arm(float(result.model_steps), wall, cpu,
              {n: float(best[n]) for n in ("lam", *COLUMNS)}, to_target,
              {"points": len(table["status"]),
               "complete": int(np.sum(table["status"] == "complete")),
-              "host share": result.host_seconds / (rounds - 1) / float(np.median(walls))})
+              "host share": host_share}, trained=table)
 
 
 def refill_cost(problem: Problem, slots: int, seeds: list[int], segment_seconds: float) -> None:
@@ -365,7 +443,8 @@ def refill_cost(problem: Problem, slots: int, seeds: list[int], segment_seconds:
 # ----------------------------------------------------------------------------- report
 
 
-def report(problem: Problem, objective_name: str, arms: dict[str, list[Arm]]) -> None:
+def report(problem: Problem, objective_name: str, arms: dict[str, list[Arm]],
+           truth: Truth | None = None) -> None:
   grid = arms["grid"]
   print(f"\n-- {problem.name}, objective {objective_name}: {len(grid)} repetitions")
   for name, runs in arms.items():
@@ -394,6 +473,8 @@ def report(problem: Problem, objective_name: str, arms: dict[str, list[Arm]]) ->
     print(f"           chosen λ {_common.spread([r.chosen['lam'] for r in runs])}; test accuracy "
           f"{_common.t_interval([r.chosen['test_accuracy'] for r in runs], ' ')}, zero weights "
           f"{_common.t_interval([r.chosen['zero_weights'] for r in runs], ' ')} (95% t)")
+    if truth is not None:
+      print(truth.check(runs, objective_name))
     if name != "grid":
       for column in ("test_accuracy", "zero_weights"):
         print(f"           paired {name} - grid {column}: " + _common.t_interval(
@@ -453,6 +534,132 @@ def targets(problem: Problem, objective_name: str, runs: list[Arm], grid: list[A
         f"{len(others)}/{len(optuna)}")
 
 
+# ----------------------------------------------------------------------------- figure
+
+
+def draw_figure(path: str, panels: list[tuple[Problem, Arm, Arm, Truth | None]],
+                seeds: int) -> None:
+  """The sparsity–accuracy frontier each method found (one repetition, the constrained
+  objective), one row per problem: validation accuracy against λ (left) and against the
+  share of zero weights (right), every point each method trained, the choices, the bars."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, axes = plt.subplots(len(panels), 2, figsize=(12, 4.6 * len(panels)), squeeze=False)
+  for (problem, grid, found, truth), (by_lam, frontier) in zip(panels, axes, strict=True):
+    table, points = grid.trained, found.trained
+    assert table is not None and points is not None
+    complete = points["status"] == "complete"
+    stopped = ~complete
+    top = float(np.nanmax(table["validation_accuracy"]))
+    styles = {
+        "grid": dict(color="0.45", marker="o", s=16),
+        "adaptive": dict(color="tab:blue", marker="o", s=30, edgecolor="k", linewidth=0.4)}
+    labels = {"grid": f"grid: {len(table['lam'])} λ to the end, {grid.model_steps:,.0f} "
+                      "model·steps",
+              "adaptive": f"adaptive_sweep: {int(complete.sum())} completed, "
+                          f"{found.model_steps:,.0f} model·steps"}
+    for ax, x in ((by_lam, "lam"), (frontier, "zero_weights")):
+      ax.scatter(table[x], table["validation_accuracy"], label=labels["grid"], **styles["grid"])
+      ax.scatter(points[x][complete], points["validation_accuracy"][complete],
+                 label=labels["adaptive"], zorder=3, **styles["adaptive"])
+      for arm, color, who, size in ((grid, "k", "grid", 420), (found, "tab:blue",
+                                                                "adaptive_sweep", 170)):
+        ax.scatter(arm.chosen[x], arm.chosen["validation_accuracy"], marker="*", s=size,
+                   color=color, edgecolor="w", zorder=4,
+                   label=f"{who}'s choice: test accuracy {arm.chosen['test_accuracy']:.3f}")
+      bars = ((table["validation_accuracy"], "0.3"),
+              (points["validation_accuracy"][complete], "tab:blue"))
+      for accuracy, color in bars:
+        ax.axhline(np.nanmax(accuracy) - MARGIN, color=color, linestyle="--", linewidth=0.9)
+      ax.set_ylim(top - 5 * MARGIN, top + MARGIN)  # the band around the bar
+      ax.set_ylabel(f"validation accuracy (mean of {seeds} seeds)")
+    if truth is not None:
+      frontier.plot(truth.means["zero_weights"], truth.means["validation_accuracy"], color="k",
+                    linewidth=0.8, alpha=0.6, label=f"the same grid on {truth.seeds} fresh seeds")
+    rug = by_lam.get_ylim()[0]
+    by_lam.scatter(points["lam"][stopped], np.full(stopped.sum(), rug), marker="|", s=120,
+                   color="tab:blue", alpha=0.7, clip_on=False,
+                   label=f"adaptive_sweep: {int(stopped.sum())} stopped early (λ only)")
+    by_lam.set_xscale("log")
+    by_lam.set_xlabel("λ (L1 strength)")
+    frontier.set_xlabel("share of exactly-zero kernel weights")
+    by_lam.set_title(f"{problem.name}: every point trained (stars: the choices; dashed: "
+                     "each bar)", fontsize=10)
+    frontier.set_title(f"{problem.name}: the sparsity–accuracy frontier", fontsize=10)
+    for ax in (by_lam, frontier):
+      ax.legend(fontsize=7.5, loc="lower left")
+  fig.suptitle("The sparsest λ within 1 point of the best validation accuracy: the full grid "
+               "against regjax.adaptive_sweep at a quarter of its model·steps")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  print(f"figure written to {path}")
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def run_problem(name: str, args: Any, settings: tuple[int, int, int, int, int],
+                ) -> tuple[Problem, dict[str, dict[str, list[Arm]]], Truth | None]:
+  """Every arm on one problem, every repetition; prints the problem's figures."""
+  reps, k, steps, segments, points = settings
+  problem = make_problem(name, steps, segments)
+  runner = Runner(problem)
+  compile_seconds = runner.compile(list(range(k)))
+  clock = Clock()
+  grid_arm(problem, points, list(range(k)))  # compiles the grid's program: not timed below
+  grid_compile = clock.read()
+  clock = Clock()
+  warm = target({"validation_accuracy": np.ones(1), "zero_weights": np.ones(1)}, "accuracy")
+  adaptive_arm(problem, list(range(k)), "accuracy", warm, points * k * steps, 0,
+               args.slots)  # compiles
+  adaptive_compile = clock.read()
+  grids: list[Arm] = []
+  arms: dict[str, dict[str, list[Arm]]] = {o: {"grid": [], "optuna": []} for o in OBJECTIVES}
+  arms["sparsest"]["optuna_plain"] = []  # pruned by the score alone, without the anchor
+  for runs in arms.values():
+    runs["adaptive"] = []
+  for rep in range(reps):
+    seeds = list(range(k * rep, k * rep + k))
+    table, grid = grid_arm(problem, points, seeds)
+    grids.append(grid)
+    for objective_name, objective in OBJECTIVES.items():
+      reached = target(table, objective_name)
+      arms[objective_name]["grid"].append(with_choice(table, grid, objective))
+      arms[objective_name]["optuna"].append(optuna_arm(
+          runner, seeds, objective_name, reached, grid.model_steps, rep))
+      if "optuna_plain" in arms[objective_name]:
+        arms[objective_name]["optuna_plain"].append(optuna_arm(
+            runner, seeds, objective_name, reached, grid.model_steps, rep, anchored=False))
+      arms[objective_name]["adaptive"].append(adaptive_arm(
+          problem, seeds, objective_name, reached, grid.model_steps, rep, args.slots))
+    print(f"[{name} rep {rep}: grid wall {grid.wall:.1f} s CPU {grid.cpu:.1f} s; best "
+          f"validation accuracy {np.nanmax(table['validation_accuracy']):.4f}]", flush=True)
+  truth = Truth.measure(problem, points, args.truth_seeds) if args.truth_seeds else None
+  print(f"\n== {name}: compilation, left out of every time below: Optuna's two programs "
+        f"{compile_seconds:.2f} s wall, jit cache entries after all trials "
+        f"{runner.compilations()} (2 = each compiled once); the grid's sweep program: a "
+        f"first call (compile + run) took {grid_compile[0]:.2f} s wall, "
+        f"{grid_compile[1]:.2f} s CPU, against {_common.spread([g.wall for g in grids])} s "
+        "wall per warm call; the adaptive search's: a first call took "
+        f"{adaptive_compile[0]:.2f} s wall, {adaptive_compile[1]:.2f} s CPU")
+  if truth is not None:
+    print(truth.describe(name))
+  for objective_name in OBJECTIVES:
+    report(problem, objective_name, arms[objective_name], truth)
+  cpu_per_step = np.median([g.cpu / g.model_steps for g in grids])
+  slots = args.slots or max(1, points // 16)
+  segment = cpu_per_step * slots * k * problem.segment_steps
+  print(f"\n-- refill cost, {name} (segment time estimated from the grid's CPU time per "
+        f"model·step: {segment * 1e3:.1f} ms for {slots} slots x {k} seeds x "
+        f"{problem.segment_steps} steps)")
+  refill_cost(problem, slots, list(range(k)), segment)
+  return problem, arms, truth
+
+
 def main() -> None:
   parser = _common.parser(__doc__.splitlines()[0])
   parser.add_argument("--problems", default="digits,mnist1d")
@@ -461,65 +668,35 @@ def main() -> None:
   parser.add_argument("--steps", type=int, default=400, help="steps of a full run")
   parser.add_argument("--segments", type=int, default=4, help="segments of a full run")
   parser.add_argument("--grid-points", type=int, default=64)
+  parser.add_argument("--slots", type=int, default=None,
+                      help="the adaptive search's slots (default grid points / 16); its "
+                           "rounds keep its budget at a quarter of the grid's")
+  parser.add_argument("--truth-seeds", type=int, default=16,
+                      help="fresh seeds for the reference every choice is checked against "
+                           "(0: none)")
+  parser.add_argument("--figure", default=None,
+                      help="write the frontier figure (repetition 0, constrained objective) "
+                           "to this PNG")
   args = parser.parse_args()
   problems = [name.strip() for name in args.problems.split(",") if name.strip()]
-  reps, k, steps, segments, points = (args.reps, args.seeds, args.steps, args.segments,
-                                      args.grid_points)
+  settings = (args.reps, args.seeds, args.steps, args.segments, args.grid_points)
   if args.quick:
-    problems, reps, k, steps, segments, points = ["digits"], 2, 1, 8, 2, 4
+    problems, settings, args.truth_seeds = ["digits"], (2, 1, 8, 2, 4), 1
+  reps, k, steps, segments, points = settings
   _common.print_header("adaptive λ search vs the full grid vs Optuna", args, [
       f"problems {problems}; prox_adam(lr={LEARNING_RATE}) L1 on kernels, batch {BATCH}, "
       f"{steps} steps in {segments} segments; λ log-uniform on [1e-5, 1e-1]",
       f"{reps} repetitions x {k} seeds per point; grid {points} log-spaced λ; objectives "
-      f"{list(OBJECTIVES)} on validation (margin {MARGIN})"])
+      f"{list(OBJECTIVES)} on validation (margin {MARGIN}); adaptive slots "
+      f"{args.slots or max(1, round(points / 16))}; fresh-seed reference "
+      f"{args.truth_seeds} seeds"])
+  panels = []
   for name in problems:
-    problem = make_problem(name, steps, segments)
-    runner = Runner(problem)
-    compile_seconds = runner.compile(list(range(k)))
-    clock = Clock()
-    grid_arm(problem, points, list(range(k)))  # compiles the grid's program: not timed below
-    grid_compile = clock.read()
-    clock = Clock()
-    warm = target({"validation_accuracy": np.ones(1), "zero_weights": np.ones(1)}, "accuracy")
-    adaptive_arm(problem, list(range(k)), "accuracy", warm, points * k * steps, 0)  # compiles
-    adaptive_compile = clock.read()
-    grids: list[Arm] = []
-    arms: dict[str, dict[str, list[Arm]]] = {o: {"grid": [], "optuna": []} for o in OBJECTIVES}
-    arms["sparsest"]["optuna_plain"] = []  # pruned by the score alone, without the anchor
-    for runs in arms.values():
-      runs["adaptive"] = []
-    for rep in range(reps):
-      seeds = list(range(k * rep, k * rep + k))
-      table, grid = grid_arm(problem, points, seeds)
-      grids.append(grid)
-      for objective_name, objective in OBJECTIVES.items():
-        reached = target(table, objective_name)
-        arms[objective_name]["grid"].append(with_choice(table, grid, objective))
-        arms[objective_name]["optuna"].append(optuna_arm(
-            runner, seeds, objective_name, reached, grid.model_steps, rep))
-        if "optuna_plain" in arms[objective_name]:
-          arms[objective_name]["optuna_plain"].append(optuna_arm(
-              runner, seeds, objective_name, reached, grid.model_steps, rep, anchored=False))
-        arms[objective_name]["adaptive"].append(adaptive_arm(
-            problem, seeds, objective_name, reached, grid.model_steps, rep))
-      print(f"[{name} rep {rep}: grid wall {grid.wall:.1f} s CPU {grid.cpu:.1f} s; best "
-            f"validation accuracy {np.nanmax(table['validation_accuracy']):.4f}]", flush=True)
-    print(f"\n== {name}: compilation, left out of every time below: Optuna's two programs "
-          f"{compile_seconds:.2f} s wall, jit cache entries after all trials "
-          f"{runner.compilations()} (2 = each compiled once); the grid's sweep program: a "
-          f"first call (compile + run) took {grid_compile[0]:.2f} s wall, "
-          f"{grid_compile[1]:.2f} s CPU, against {_common.spread([g.wall for g in grids])} s "
-          "wall per warm call; the adaptive search's: a first call took "
-          f"{adaptive_compile[0]:.2f} s wall, {adaptive_compile[1]:.2f} s CPU")
-    for objective_name in OBJECTIVES:
-      report(problem, objective_name, arms[objective_name])
-    cpu_per_step = np.median([g.cpu / g.model_steps for g in grids])
-    slots = max(1, points // 16)
-    segment = cpu_per_step * slots * k * problem.segment_steps
-    print(f"\n-- refill cost, {name} (segment time estimated from the grid's CPU time per "
-          f"model·step: {segment * 1e3:.1f} ms for {slots} slots x {k} seeds x "
-          f"{problem.segment_steps} steps)")
-    refill_cost(problem, slots, list(range(k)), segment)
+    problem, arms, truth = run_problem(name, args, settings)
+    sparsest = arms["sparsest"]
+    panels.append((problem, sparsest["grid"][0], sparsest["adaptive"][0], truth))
+  if args.figure:
+    draw_figure(args.figure, panels, k)
   _common.print_footer()
 
 

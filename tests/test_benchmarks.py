@@ -21,11 +21,11 @@ RATIO = re.compile(r"^ratio (?P<what>.+): (?P<value>\S+)x  \[min (?P<lo>\S+), ma
 TARGET = re.compile(r"^target (?P<what>.+): (?P<verdict>MET|MISSED) \(", re.MULTILINE)
 
 
-def run_quick(name: str) -> str:
+def run_quick(name: str, *extra: str) -> str:
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)
   done = subprocess.run(
-      [sys.executable, "-m", f"benchmarks.{name}", "--quick"], cwd=ROOT, env=env,
+      [sys.executable, "-m", f"benchmarks.{name}", "--quick", *extra], cwd=ROOT, env=env,
       capture_output=True, text=True, timeout=300, check=False)
   assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
   assert "machine:" in done.stdout and "cpu:" in done.stdout
@@ -126,9 +126,13 @@ def test_compacted_widths_prints_its_ratios():
   assert {"time 56-56/64-64", "time 55-53/64-64", "time 32-32/64-64"} <= set(found)
 
 
-def test_adaptive_sweep_prints_its_figures():
+def test_adaptive_sweep_prints_its_figures(tmp_path):
   # Optuna is in the `dev` extra, so CI runs this test: it is not skipped without Optuna.
-  output = run_quick("adaptive_sweep")
+  figure = tmp_path / "frontier.png"
+  output = run_quick("adaptive_sweep", "--figure", str(figure))
+  assert figure.stat().st_size > 0
+  # Every arm's choice is checked on fresh seeds (one, in a quick run).
+  assert output.count("on 1 fresh seeds: zero weights") == 7, output
   found = ratios(output)
   for objective in ("accuracy", "sparsest"):
     assert f"-- digits, objective {objective}: 2 repetitions" in output

@@ -95,6 +95,12 @@ def test_resume_on_an_empty_directory_starts_fresh_and_writes_the_signature(tmp_
   with pytest.raises(checkpoint.CheckpointError, match=r"settings\['note'\]: was 'a', now 'b'"):
     _resumable(_trainer(steps=4), {"lam": [1e-3]}, directory=tmp_path,
                                segments=2, resume=True, settings={"note": "b"}, progress=False)
+  # Checkpoints of the format before (arrays alone, no host JSON) are refused by name.
+  assert signature.pop("checkpoint format") == checkpoint.FORMAT == 2
+  (tmp_path / "sweep.json").write_text(json.dumps(signature))
+  with pytest.raises(checkpoint.CheckpointError, match="checkpoint format: was None, now 2"):
+    _resumable(_trainer(steps=4), {"lam": [1e-3]}, directory=tmp_path,
+                               segments=2, resume=True, settings={"note": "a"}, progress=False)
 
 
 def test_a_different_model_shape_is_refused_naming_the_leaf(chunked):
@@ -163,7 +169,7 @@ def test_a_damaged_checkpoint_is_named_with_the_way_out(chunked, tmp_path, monke
   # the "Event loop is closed" reports of the reads still in flight.
   shutil.rmtree(newest)
   older = copy / "chunk_0000" / "segment_0001"
-  (older / "manifest.ocdbt").unlink()
+  (older / "state" / "manifest.ocdbt").unlink()
   with pytest.raises(checkpoint.CheckpointError, match=f"Checkpoint {older} cannot be read"):
     _resumable(_trainer(), _GRID, seeds=2, directory=copy, segments=2, resume=True,
                progress=False)
@@ -227,5 +233,5 @@ def test_a_sweep_killed_mid_segment_resumes_bit_identical(tmp_path):
   assert left == {"segment_0001", "segment_0002", "segment_0003"}
   ours, theirs = _rows_csv(killed), _rows_csv(whole)
   assert len(ours) == 4
-  for name in _METRICS:  # float32 values written in full (shortest round-trip form)
+  for name in (*_METRICS, "lam"):  # written in full (shortest round-trip form)
     assert [row[name] for row in ours] == [row[name] for row in theirs], name

@@ -48,8 +48,17 @@ def _claims_exact_sparsity(ns):
   assert ns["subgradient_zeros"] == 0.0 and ns["prox_zeros"] > 0.5
 
 
+def _claims_adaptive_search(ns):
+  # The boundary in closed form is λ = 10**-2.5: the choice is on its feasible side and
+  # within 5 %, printed as 3.11e-3; 4 slots x 16 rounds x 10 steps.
+  lam = ns["best"]["lam"]
+  assert 0.95 * 10**-2.5 <= lam <= 10**-2.5 and f"λ = {lam:.3g}" == "λ = 0.00311"
+  assert ns["result"].model_steps == 640 and ns["best"]["status"] == "complete"
+
+
 CLAIMS = {"nnx_loop": _claims_nnx_loop, "linen": _claims_linen, "equinox": _claims_equinox,
-          "per_layer": _claims_per_layer, "exact_sparsity": _claims_exact_sparsity}
+          "per_layer": _claims_per_layer, "exact_sparsity": _claims_exact_sparsity,
+          "adaptive_search": _claims_adaptive_search}
 
 
 def test_every_guide_has_code_or_an_example():

@@ -89,40 +89,79 @@ def test_a_segmented_run_equals_the_same_steps_by_hand():
   np.testing.assert_array_equal(result["t"], [6] * 4)
 
 
-def test_a_refilled_row_restarts_from_its_new_point_and_seed(tmp_path):
-  events = []
+class Hook:
+  """Refills row 1 at a = 0.7 (not a float32 value) with seed 7 after segment 1; keeps a
+  count of its calls as its state, saved with the checkpoints."""
 
-  def between(event):
-    events.append(event)
-    if event.segment == 1:  # restart row 1 at a = 3 with seed 7 after 2 of 6 steps
-      return loop.Refill(positions=[1], hparams={"a": [3.0]}, seeds=[7])
+  def __init__(self, stop_after=None):
+    self.events, self.calls, self.stop_after = [], 0, stop_after
+
+  def __call__(self, event):
+    self.events.append(event)
+    self.calls += 1
+    if event.segment == self.stop_after:
+      return loop.Stop()
+    if event.segment == 1:
+      return loop.Refill(positions=[1], hparams={"a": [0.7]}, seeds=[7])
     return None
 
-  grid = regjax.grid(a=[0.5, 2.0, 1.0])
-  options = dict(seeds=[0], segments=3, between=between, progress=False)
-  result = regjax.sweep(Decay(), grid, **options)
-  assert [e.segment for e in events] == [1, 2] and events[0].steps == 2
-  np.testing.assert_allclose(events[0].metrics["x"][0], _by_hand(0.5, 0, 2), rtol=1e-6)
-  np.testing.assert_array_equal(events[1].hparams["a"], [0.5, 3.0, 1.0])
-  np.testing.assert_array_equal(result["a"], [0.5, 3.0, 1.0])
+  def state_dict(self):
+    return {"calls": self.calls}
+
+  def load_state_dict(self, state):
+    self.calls = state["calls"]
+
+
+def test_a_refilled_row_restarts_from_its_new_point_and_seed(tmp_path):
+  grid = regjax.grid(a=[0.1, 2.0, 0.3])
+  hook = Hook()
+  result = regjax.sweep(Decay(), grid, seeds=[0], segments=3, between=hook, progress=False)
+  events = hook.events
+  assert [(e.segment, e.last) for e in events] == [(1, False), (2, False), (3, True)]
+  assert events[0].steps == 2
+  np.testing.assert_allclose(events[0].metrics["x"][0], _by_hand(0.1, 0, 2), rtol=1e-6)
+  assert events[1].hparams["a"].tolist() == [0.1, 0.7, 0.3]  # float64, as given
+  assert result["a"].tolist() == [0.1, 0.7, 0.3]
   np.testing.assert_array_equal(result["seed"], [0, 7, 0])
   np.testing.assert_array_equal(result["t"], [6, 4, 6])  # the refilled row ran 4 steps
-  np.testing.assert_allclose(result["x"], [_by_hand(0.5, 0, 6), _by_hand(3.0, 7, 4),
-                                           _by_hand(1.0, 0, 6)], rtol=1e-6)
-  # Checkpointed: the refill is saved with the rows, so a resume after the last segment
-  # was lost gives the same rows, bit for bit, without calling the hook for it again.
-  whole = regjax.sweep(Decay(), grid, checkpoint=tmp_path, **options)
+  np.testing.assert_allclose(result["x"], [_by_hand(0.1, 0, 6), _by_hand(0.7, 7, 4),
+                                           _by_hand(0.3, 0, 6)], rtol=1e-6)
+  # The hook's metrics after the last segment are the result's, not evaluated twice.
+  np.testing.assert_array_equal(events[2].metrics["x"], result["x"])
+  # Checkpointed: the refill and the hook's state are saved with the rows, so a resume
+  # after the last segment was lost gives the same rows bit for bit, hyperparameter
+  # columns included (they came back float32-rounded when only the device copy was kept).
+  options = dict(seeds=[0], segments=3, checkpoint=tmp_path, progress=False)
+  whole = regjax.sweep(Decay(), grid, between=Hook(), **options)
   last = sorted(tmp_path.glob("chunk_0000/segment_*"))[-1]
   assert last.name == "segment_0003"
   import shutil
 
   shutil.rmtree(last)
-  events.clear()
-  again = regjax.sweep(Decay(), grid, checkpoint=tmp_path, **options)
-  assert [e.segment for e in events] == []  # segments 1 and 2 were restored
-  for name in ("a", "seed", "x", "t"):
-    np.testing.assert_array_equal(again[name], whole[name], err_msg=name)
+  again = Hook()
+  resumed = regjax.sweep(Decay(), grid, between=again, **options)
+  assert [e.segment for e in again.events] == [3] and again.calls == 3  # 1, 2 restored
+  assert again.events[0].hparams["a"].tolist() == [0.1, 0.7, 0.3]
+  assert resumed.table.equals(whole.table)
   np.testing.assert_array_equal(whole["x"], result["x"])
+  with pytest.raises(ValueError, match="saved with a hook state"):
+    regjax.sweep(Decay(), grid, between=lambda event: None, **options)
+  with pytest.raises(ValueError, match="Refill after the last segment"):
+    regjax.sweep(Decay(), grid, seeds=[0], segments=3, progress=False,
+                 between=lambda e: loop.Refill([0], {"a": [1.0]}, [0]) if e.last else None)
+
+
+def test_a_stop_ends_the_chunk_and_a_resume_keeps_it_stopped(tmp_path):
+  grid = regjax.grid(a=[0.1, 2.0])
+  options = dict(seeds=[0], segments=3, checkpoint=tmp_path, progress=False)
+  hook = Hook(stop_after=1)
+  stopped = regjax.sweep(Decay(), grid, between=hook, **options)
+  np.testing.assert_array_equal(stopped["t"], [2, 2])  # 2 of 6 steps, then stopped
+  saved = sorted(p.name for p in tmp_path.glob("chunk_0000/segment_*"))
+  assert saved == ["segment_0001"] and len(hook.events) == 1
+  again = Hook(stop_after=1)
+  resumed = regjax.sweep(Decay(), grid, between=again, **options)
+  assert again.events == [] and again.calls == 1 and resumed.table.equals(stopped.table)
 
 
 def test_a_plain_function_cannot_be_segmented_or_checkpointed(tmp_path):

@@ -68,8 +68,8 @@ def test_a_search_compiles_once_reports_ordinary_runs_and_resumes_to_the_same_re
   result, compiles, at_hook = _counted_search(trainer, directory)
 
   # 1. One compile for the whole search: nothing compiles after the first segment.
-  assert len(at_hook) == 7  # the hook runs between the 8 rounds
-  assert at_hook[0] > 0 and at_hook == [compiles] * 7
+  assert len(at_hook) == 8  # the hook runs after each of the 8 rounds
+  assert at_hook[0] > 0 and at_hook == [compiles] * 8
   table = result.search.table()
   assert (table["round"] > 0).any() and (table["status"] == "stopped").any()
   assert len(result) == 2 * (table["status"] == "complete").sum()  # both seeds of each
@@ -89,12 +89,17 @@ def test_a_search_compiles_once_reports_ordinary_runs_and_resumes_to_the_same_re
       np.testing.assert_allclose(ours[name].to_numpy(), theirs[name].to_numpy(), rtol=1e-6,
                                  atol=1e-7, err_msg=name)
 
-  # 3. Resumed after round 4 (later saves removed), it returns the same result.
+  # 3. Resumed after round 4 (later saves removed), it returns the same result, bit for
+  # bit: the policy's state is saved in the loop's checkpoints, and the refilled rows'
+  # hyperparameters come back exact.
   for segment in range(5, 9):
     shutil.rmtree(directory / "chunk_0000" / f"segment_{segment:04d}")
-    (directory / "adaptive" / f"round_{segment:04d}.json").unlink(missing_ok=True)
   resumed = _search(trainer, directory)
+  assert [t[0] for t in resumed.timeline] == [5, 6, 7, 8]
   assert resumed.table.equals(result.table)
+  complete = np.flatnonzero(table["status"] == "complete")  # rows ordered by point, seed
+  expected = np.repeat(result.search.values(complete)["lam"], 2).tolist()
+  assert resumed["lam"].tolist() == result["lam"].tolist() == expected
   for name in result.curves.data_vars:
     np.testing.assert_array_equal(resumed.curves[name].values, result.curves[name].values)
   assert resumed.search.state_dict() == result.search.state_dict()

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     trainer,
   )
   from regjax.experiment.grids import Grid, grid, zip_grid
-  from regjax.experiment.loop import Refill, SegmentedRun, SegmentEnd
+  from regjax.experiment.loop import Refill, SegmentedRun, SegmentEnd, Stop
   from regjax.experiment.progress import progress_callback
   from regjax.experiment.results import SweepResult
   from regjax.experiment.results import concat as concat_results
@@ -59,6 +59,7 @@ __all__ = [
     "Refill",
     "SegmentEnd",
     "SegmentedRun",
+    "Stop",
     "SweepResult",
     "TrainState",
     "Trainer",
@@ -90,6 +91,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Refill": ("regjax.experiment.loop", "Refill"),
     "SegmentEnd": ("regjax.experiment.loop", "SegmentEnd"),
     "SegmentedRun": ("regjax.experiment.loop", "SegmentedRun"),
+    "Stop": ("regjax.experiment.loop", "Stop"),
     "SweepResult": ("regjax.experiment.results", "SweepResult"),
     "TrainState": ("regjax.experiment.trainer", "TrainState"),
     "Trainer": ("regjax.experiment.trainer", "Trainer"),

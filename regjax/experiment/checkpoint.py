@@ -1,30 +1,35 @@
 """Checkpoints of a segmented sweep: ``regjax.sweep(..., checkpoint=DIR)`` saves and resumes.
 
 The sweep loop (:mod:`regjax.experiment.loop`) saves each chunk's stacked rows after every
-segment: the training state (whatever pytree the run's ``init`` builds: parameters,
-optimizer states, step, data key, ...) with the rows' hyperparameters and seeds, through
-Orbax (``orbax.checkpoint.StandardCheckpointer``). A sweep started again over the same
-directory goes on from the newest checkpoint of each chunk. Because every segment runs
-the same compiled program and the minibatch of step ``t`` depends only on ``t``, a
-resumed sweep is bit-identical to an uninterrupted one. This module is imported (and
-Orbax with it) only when ``checkpoint=`` is given.
+segment, through Orbax, as one checkpoint of two items: ``state``, the training state
+(whatever pytree the run's ``init`` builds: parameters, optimizer states, step, data key,
+...), and ``host``, JSON: the rows' hyperparameters (exact, in their own dtype, not the
+float32 the program sees) and seeds, whether the loop's hook stopped the chunk, and the
+hook's own state (``between.state_dict()``, e.g. an adaptive search's policy). A sweep
+started again over the same directory goes on from the newest checkpoint of each chunk.
+Because every segment runs the same compiled program and the minibatch of step ``t``
+depends only on ``t``, a resumed sweep is bit-identical to an uninterrupted one, its
+hyperparameter columns included. This module is imported (and Orbax with it) only when
+``checkpoint=`` is given.
 
 Layout of ``directory``::
 
   sweep.json                        the run's signature, written when a fresh run starts
-  chunk_0000/segment_0001/ ...      Orbax checkpoints, one per chunk and segment
+  chunk_0000/segment_0001/state/    Orbax checkpoints, one per chunk and segment: arrays
+  chunk_0000/segment_0001/host/     ... and the host's JSON, saved with them
 
 Safety:
 
-* Orbax writes a checkpoint into a temporary directory and renames it when it is
-  complete, so a process killed during a save leaves the previous segment intact (the
-  unfinished temporary directory is ignored and removed by the next run).
+* Orbax writes a checkpoint (both items) into a temporary directory and renames it when
+  it is complete, so a process killed during a save leaves the previous segment intact
+  (the unfinished temporary directory is ignored and removed by the next run), and the
+  host's JSON always belongs to the arrays beside it.
 * ``sweep.json`` records every setting that changes the result: the grid, seeds, steps,
   segments, batch size, chunk size, a SHA-256 of the training and test arrays, the
   shapes and dtypes of one row's training state (so a different model shape is caught),
-  and the caller's ``settings`` (e.g. a learning rate or method the run's callables
-  hide). A resume whose signature differs is refused with a :class:`CheckpointError`
-  naming the setting.
+  the checkpoint format (:data:`FORMAT`), and the caller's ``settings`` (e.g. a
+  learning rate or method the run's callables hide). A resume whose signature differs
+  is refused with a :class:`CheckpointError` naming the setting.
 * A damaged checkpoint or signature file raises :class:`CheckpointError` naming the file
   and how to recover, and nothing else: the "Event loop is closed" reports that Orbax's
   unfinished reads of a damaged checkpoint leave behind are dropped.
@@ -46,6 +51,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -53,7 +59,7 @@ import pathlib
 import re
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -71,10 +77,13 @@ if TYPE_CHECKING:
   from regjax.experiment.checkpoint import _resumable_sweep as resumable_sweep  # noqa: F401
   from regjax.experiment.loop import SegmentedRun
 
-__all__ = ["SIGNATURE", "CheckpointError", "Store", "load", "save"]
+__all__ = ["FORMAT", "SIGNATURE", "CheckpointError", "Store", "load", "save"]
 
 SIGNATURE = "sweep.json"
 """The file, beside the checkpoints, that records every setting of the run (a resume must match)."""
+FORMAT = 2
+"""The layout of a segment's checkpoint, in the signature: 2 holds ``state`` and ``host``
+items (1, before, held the arrays alone; a resume of such a directory is refused)."""
 _SEGMENT = re.compile(r"segment_(\d{4})")
 
 
@@ -149,6 +158,26 @@ def _drop_closed_loop_reports() -> None:
   sys.unraisablehook = hook
 
 
+def _abstract(like: PyTree) -> PyTree:
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+      like)
+
+
+@contextlib.contextmanager
+def _reading(path: pathlib.Path) -> Iterator[None]:
+  """Turns whatever Orbax raises while reading ``path`` into a :class:`CheckpointError`."""
+  try:
+    yield
+  except Exception as error:  # noqa: BLE001 - Orbax and TensorStore raise many kinds.
+    _drop_closed_loop_reports()
+    message = str(error).splitlines()[0][:300] if str(error) else ""
+    raise CheckpointError(
+        f"Checkpoint {path} cannot be read ({type(error).__name__}: {message}). Delete "
+        f"{path} to resume from the segment before it, or run without `resume` (the "
+        "CLI's --resume) to start over.") from error
+
+
 def load(path: str | os.PathLike, like: PyTree) -> PyTree:
   """Reads a checkpoint written by :func:`save` into the structure, shapes, dtypes and
   shardings of ``like`` (arrays or ``jax.ShapeDtypeStruct``).
@@ -174,19 +203,17 @@ def load(path: str | os.PathLike, like: PyTree) -> PyTree:
     [0.0, 1.0, 2.0]
   """
   path = pathlib.Path(path).absolute()
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
-      like)
-  try:
-    with ocp.StandardCheckpointer() as checkpointer:
-      return checkpointer.restore(path, abstract)
-  except Exception as error:  # noqa: BLE001 - Orbax and TensorStore raise many kinds.
-    _drop_closed_loop_reports()
-    message = str(error).splitlines()[0][:300] if str(error) else ""
-    raise CheckpointError(
-        f"Checkpoint {path} cannot be read ({type(error).__name__}: {message}). Delete "
-        f"{path} to resume from the segment before it, or run without `resume` (the "
-        "CLI's --resume) to start over.") from error
+  with _reading(path), ocp.StandardCheckpointer() as checkpointer:
+    return checkpointer.restore(path, _abstract(like))
+
+
+def _segment_args(state: Any, host: Any) -> Any:
+  """Orbax's arguments for a segment: the arrays, and the host's JSON (None: restore)."""
+  restoring = host is None
+  return ocp.args.Composite(
+      state=ocp.args.StandardRestore(_abstract(state)) if restoring
+      else ocp.args.StandardSave(state),
+      host=ocp.args.JsonRestore() if restoring else ocp.args.JsonSave(host))
 
 
 def _fingerprint(data: Any) -> str | None:
@@ -298,7 +325,7 @@ class Store:
         "batch_size": getattr(fn, "batch_size", None),
         "training data": _fingerprint(getattr(fn, "train", None)),
         "test data": _fingerprint(getattr(fn, "test", None)),
-        "chunk_size": chunk, "training state": state,
+        "chunk_size": chunk, "training state": state, "checkpoint format": FORMAT,
     }
     try:
       return json.loads(json.dumps(signature))
@@ -332,19 +359,25 @@ class Store:
         temporary.write_text(json.dumps(signature, indent=1))
         os.replace(temporary, self.directory / SIGNATURE)
     _sync("regjax sweep: checkpoint directory ready")
-    self._checkpointer = ocp.StandardCheckpointer()
+    self._checkpointer = ocp.AsyncCheckpointer(ocp.CompositeCheckpointHandler())
 
-  def restore(self, chunk: int, like: PyTree) -> tuple[int, PyTree] | None:
-    """``(segments done, tree)`` of chunk ``chunk``'s newest checkpoint, or None."""
+  def restore(self, chunk: int, like: PyTree) -> tuple[int, PyTree, Any] | None:
+    """``(segments done, arrays, host JSON)`` of chunk ``chunk``'s newest checkpoint, or
+    None; the arrays take the structure, dtypes and shardings of ``like``."""
     found = _segments(self.directory / f"chunk_{chunk:04d}") if self.resuming else []
     if not found:
       return None
-    return found[-1][0], load(found[-1][1], like)
+    path = found[-1][1]
+    with _reading(path), ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+      tree = checkpointer.restore(path, args=_segment_args(like, None))
+    return found[-1][0], tree["state"], tree["host"]
 
-  def save(self, chunk: int, segment: int, tree: PyTree) -> None:
-    """Saves chunk ``chunk`` after segment ``segment`` (in the background)."""
+  def save(self, chunk: int, segment: int, tree: PyTree,
+           host: Mapping[str, Any] | None = None) -> None:
+    """Saves chunk ``chunk`` after segment ``segment`` (in the background): the arrays of
+    ``tree`` and the JSON values of ``host`` (none: ``{}``), in one checkpoint."""
     path = self.directory / f"chunk_{chunk:04d}" / f"segment_{segment:04d}"
-    save(path, tree, self._checkpointer)
+    self._checkpointer.save(path, args=_segment_args(tree, dict(host or {})))
 
   def close(self) -> None:
     """Waits for the last saves and releases Orbax's resources."""

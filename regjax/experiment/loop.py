@@ -21,15 +21,28 @@ Two kinds of ``fn``:
   segment, then ``evaluate``, each a compiled program (one per distinct segment length,
   at most two), the state staying on the devices between segments.
 
-Between two segments of a chunk, in order: the rows advance; a hook ``between`` (if
-given) sees a :class:`SegmentEnd` (the rows' hyperparameters, seeds and metrics so far)
-and may return a :class:`Refill` that gives some rows new hyperparameters and seeds, with
-a fresh ``init`` state (compiled once, values only: nothing recompiles); then the chunk's
-state, hyperparameters and seeds are saved (``checkpoint=``), so a resumed run restores
-refilled rows as they were and is bit-identical to an uninterrupted one. The result's
-hparam and seed columns are the rows' last values. This hook is how an adaptive search
-(successive halving, population-based training) drives the same loop; with several
-chunks it sees one chunk at a time, so such a search should keep its rows in one chunk.
+After every segment of a chunk, in order: the rows advance; a hook ``between`` (if given)
+sees a :class:`SegmentEnd` (the rows' hyperparameters, seeds and metrics so far) and may
+return
+
+* a :class:`Refill` that gives some rows new hyperparameters and seeds, with a fresh
+  ``init`` state (compiled once, values only: nothing recompiles); not after the last
+  segment (``SegmentEnd.last``), where nothing would train them;
+* a :class:`Stop`, which ends the chunk now: its rows are reported as they stand (the
+  remaining segments are skipped, and a resume does not run them either);
+* or None;
+
+then the chunk's state, hyperparameters and seeds are saved (``checkpoint=``), so a
+resumed run restores refilled rows as they were and is bit-identical to an uninterrupted
+one, hyperparameter columns included (they are saved as JSON, exact in their own dtype).
+A hook with state of its own on the host (an adaptive search's policy) may define
+``state_dict()``, returning JSON values, and ``load_state_dict(state)``: the loop then
+saves ``between.state_dict()`` in each segment's checkpoint, atomically with the rows, and
+calls ``between.load_state_dict`` with it when it restores the chunk, before any segment
+runs. The result's hparam and seed columns are the rows' last values. This hook is how an
+adaptive search (successive halving, population-based training) drives the same loop; with
+several chunks it sees one chunk at a time, so such a search should keep its rows in one
+chunk.
 
 Compiled programs are cached per ``fn`` object (a repeated ``sweep`` with the same ``fn``
 and chunk shape neither traces nor compiles), weakly: the cache holds compiled
@@ -52,6 +65,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import json
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast, runtime_checkable
@@ -70,8 +84,8 @@ from regjax.typing import PRNGKey, PyTree
 if TYPE_CHECKING:
   from regjax.experiment.checkpoint import Store
 
-__all__ = ["Hparams", "Refill", "SegmentEnd", "SegmentedRun", "WholeRun", "row_state", "run",
-           "split_steps", "stack_segments"]
+__all__ = ["Hparams", "Refill", "SegmentEnd", "SegmentedRun", "Stop", "WholeRun", "row_state",
+           "run", "split_steps", "stack_segments"]
 
 Hparams: TypeAlias = dict[str, jax.Array]
 """The hyperparameters of one row as a run sees them: a dict grid axis -> traced float scalar."""
@@ -153,6 +167,8 @@ class SegmentEnd:
     seeds: the rows' current seeds.
     metrics: ``evaluate`` of every row now: metric -> values; curves ``[rows, evals]``
       under ``"curves/<name>"``, NaN where not yet recorded.
+    last: whether ``segment`` is the chunk's last (the hook may not refill then; False
+      by default, for events made by hand).
 
   Examples:
     >>> import numpy as np
@@ -176,6 +192,7 @@ class SegmentEnd:
   hparams: dict[str, np.ndarray]
   seeds: np.ndarray
   metrics: dict[str, np.ndarray]
+  last: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +215,27 @@ class Refill:
   positions: Sequence[int]
   hparams: Mapping[str, Sequence[float]]
   seeds: Sequence[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stop:
+  """Ends the chunk after this segment: the hook's answer when its rows have nothing left
+  to do (e.g. an adaptive search whose every slot idles).
+
+  The chunk's rows are evaluated as they stand and reported; its remaining segments are
+  skipped, and a checkpointed run records the stop, so a resume skips them too.
+
+  Examples:
+    >>> import numpy as np
+    >>> from regjax.experiment import loop
+    >>> def stop_once_all_diverged(end):  # a hook: nothing left to learn from these rows
+    ...   return loop.Stop() if not np.isfinite(end.metrics["loss"]).any() else None
+    >>> end = loop.SegmentEnd(chunk=0, segment=2, steps=20, rows=np.arange(2),
+    ...                       hparams={"lam": np.array([1.0, 2.0])}, seeds=np.zeros(2),
+    ...                       metrics={"loss": np.array([np.nan, np.inf])})
+    >>> stop_once_all_diverged(end)
+    Stop()
+  """
 
 
 def split_steps(steps: int, count: int, multiple: int = 1) -> tuple[int, ...]:
@@ -461,8 +499,8 @@ class _Rows:
 
 def run(fn: WholeRun | SegmentedRun, plan: _rows.RowPlan, *, lengths: Sequence[int] | None,
         chunk_size: int | None, store: Store | None = None,
-        between: Callable[[SegmentEnd], Refill | None] | None = None,
-        signature: Callable[[int, PyTree], Mapping[str, object]] | None = None,
+        between: Callable[[SegmentEnd], Refill | Stop | None] | None = None,
+        signature: Callable[[int, PyTree], dict[str, object]] | None = None,
         first_batches: Iterator[PyTree] | None = None, progress: bool = True,
         desc: str | None = None) -> tuple[dict[str, np.ndarray], _rows.RowPlan,
                                           dict[str, np.ndarray], np.ndarray]:
@@ -586,49 +624,108 @@ def _run_segmented(fn: SegmentedRun, plan: _rows.RowPlan, lengths: tuple[int, ..
 def _run_chunk(programs: _Segmented, rows: _Rows, lengths: tuple[int, ...], stream: Any,
                store: Any, between: Any, bar: Any) -> tuple[Any, _Rows]:
   """One chunk: restore or init, then advance segment by segment; returns its metrics."""
+  state, done, stopped = _start_chunk(programs, rows, store, between)
   placed = rows.placed()
-  restored = None if store is None else store.restore(rows.index, {
-      "state": programs.state, "hparams": placed[0], "seeds": placed[1]})
-  if restored is None:
-    done, state = 0, programs.init(*placed)
-  else:
-    done, tree = restored
-    state, placed = tree["state"], (tree["hparams"], tree["seeds"])
-    rows.hparams = {n: _rows._to_host(v).astype(rows.hparams[n].dtype)
-                    for n, v in placed[0].items()}
-    rows.seeds = _rows._to_host(placed[1]).astype(np.int64)
   if bar is not None:
-    bar.update(done)
+    bar.update(len(lengths) if stopped else done)
   replicated = NamedSharding(rows.plan.sharding.mesh, PartitionSpec())
   blocks = None if stream is None else stack_segments(stream, lengths, skip=done)
-  for segment in range(done, len(lengths)):
+  metrics = None  # the hook's evaluation of the rows as they stand, when still valid
+  for segment in range(done, done if stopped else len(lengths)):
     block = None if blocks is None else jax.tree.map(
         lambda a: _rows._put_on_mesh(a, replicated), next(blocks))
     state = programs.advance[lengths[segment]](placed[0], state, block)
-    if between is not None and segment + 1 < len(lengths):
-      state, placed = _between(programs, rows, placed, state, between, segment + 1, lengths)
+    if between is not None:
+      state, placed, metrics, stopped = _between(programs, rows, placed, state, between,
+                                                 segment + 1, lengths)
     if store is not None:
-      store.save(rows.index, segment + 1, {"state": state, "hparams": placed[0],
-                                           "seeds": placed[1]})
+      store.save(rows.index, segment + 1, {"state": state}, _host(rows, between, stopped))
     if bar is not None:
-      bar.update(1)
-  return programs.evaluate(placed[0], state), rows
+      bar.update(len(lengths) - segment if stopped else 1)
+    if stopped:
+      break
+  return (metrics if metrics is not None else programs.evaluate(placed[0], state)), rows
+
+
+def _start_chunk(programs: _Segmented, rows: _Rows, store: Any,
+                 between: Any) -> tuple[Any, int, bool]:
+  """A chunk's first state: its newest checkpoint (rows, hook state) or a fresh ``init``.
+
+  Returns:
+    The state, the segments done and whether the hook stopped the chunk.
+  """
+  restored = None if store is None else store.restore(rows.index, {"state": programs.state})
+  if restored is None:
+    return programs.init(*rows.placed()), 0, False
+  done, tree, host = restored
+  rows.hparams = {n: np.asarray(host["hparams"][n], dtype=v.dtype)
+                  for n, v in rows.hparams.items()}
+  rows.seeds = np.asarray(host["seeds"], dtype=np.int64)
+  if ("hook" in host) != _stateful(between):
+    saved, now = ("with", "has none") if "hook" in host else ("without", "has one")
+    raise ValueError(f"`between`: the checkpoint was saved {saved} a hook state "
+                     f"(`state_dict()`), but this hook {now}; resume with the same hook, or "
+                     "run without `resume` to start over.")
+  if "hook" in host:
+    between.load_state_dict(host["hook"])
+  return tree["state"], done, bool(host["stopped"])
+
+
+def _stateful(between: Any) -> bool:
+  return callable(getattr(between, "state_dict", None)) and callable(
+      getattr(between, "load_state_dict", None))
+
+
+def _host(rows: _Rows, between: Any, stopped: bool) -> dict[str, Any]:
+  """What a checkpoint keeps on the host: exact hyperparameters, seeds, stop, hook state."""
+  host = {"hparams": {n: v.tolist() for n, v in rows.hparams.items()},
+          "seeds": rows.seeds.tolist(), "stopped": stopped}
+  if _stateful(between):
+    host["hook"] = between.state_dict()
+    try:
+      json.dumps(host["hook"])
+    except (TypeError, ValueError) as error:
+      raise TypeError(f"`between.state_dict()` must return JSON values (dicts, lists, "
+                      f"numbers, strings), got {type(host['hook']).__name__} ({error}).") \
+          from None
+  return host
 
 
 def _between(programs: _Segmented, rows: _Rows, placed: Any, state: Any, between: Any,
-             segment: int, lengths: Sequence[int]) -> tuple[Any, Any]:
-  """Calls the hook with the chunk's metrics so far; applies the refill it returns."""
+             segment: int, lengths: Sequence[int]) -> tuple[Any, Any, Any, bool]:
+  """Calls the hook with the chunk's metrics so far and applies what it returns.
+
+  Returns:
+    The state and placed inputs (refilled rows replaced), the rows' metrics as they stand
+    (None after a refill: they are stale), and whether the hook stopped the chunk.
+  """
   real = rows.real
-  metrics = {n: np.asarray(_rows._to_host(v))[:real]
-             for n, v in programs.evaluate(placed[0], state).items()}
+  metrics = programs.evaluate(placed[0], state)
+  hosted = {n: np.asarray(_rows._to_host(v))[:real] for n, v in metrics.items()}
+  last = segment == len(lengths)
   event = SegmentEnd(
       chunk=rows.index, segment=segment, steps=int(sum(lengths[:segment])),
       rows=rows.plan.rows(rows.index)[:real],
       hparams={n: v[:real].copy() for n, v in rows.hparams.items()},
-      seeds=rows.seeds[:real].copy(), metrics={n: metrics[n] for n in programs.order})
-  refill = between(event)
-  if refill is None or not len(refill.positions):
-    return state, placed
+      seeds=rows.seeds[:real].copy(), metrics={n: hosted[n] for n in programs.order},
+      last=last)
+  action = between(event)
+  if action is None or isinstance(action, Stop):
+    return state, placed, metrics, action is not None
+  if not isinstance(action, Refill):
+    raise TypeError(f"`between` must return a Refill, a Stop or None, got {action!r}.")
+  if not len(action.positions):
+    return state, placed, metrics, False
+  if last:
+    raise ValueError(f"`between` returned a Refill after the last segment ({segment} of "
+                     f"{len(lengths)}), where nothing would train the new rows; return None "
+                     "or Stop there (`SegmentEnd.last`).")
+  return (*_refill(programs, rows, state, action, real), None, False)
+
+
+def _refill(programs: _Segmented, rows: _Rows, state: Any, refill: Refill,
+            real: int) -> tuple[Any, Any]:
+  """Gives ``refill.positions`` their new hyperparameters, seeds and a fresh ``init``."""
   positions = np.asarray(refill.positions, dtype=np.int64)
   if positions.min() < 0 or positions.max() >= real:
     raise ValueError(f"`Refill.positions` must be in [0, {real}), got {positions.tolist()}.")
@@ -644,4 +741,3 @@ def _between(programs: _Segmented, rows: _Rows, placed: Any, state: Any, between
   mask[positions] = True
   state = programs.refill(*placed, state, _rows._put_on_mesh(mask, rows.plan.sharding))
   return state, placed
-

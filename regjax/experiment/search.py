@@ -16,14 +16,18 @@ the policy gives it a new point. So every point the search reports is the user's
 whole, at one fixed set of hyperparameters and one seed: the rows that :func:`regjax.sweep`
 would compute for that point and seed, up to float rounding of a different batch width.
 
-With ``checkpoint=DIR`` the loop saves the rows (states, hyperparameters, seeds) after
-every segment and the policy's state goes beside them (``DIR/adaptive/round_NNNN.json``),
-so a search resumed from ``DIR`` continues where it stopped and returns the same result.
+The hook that drives the policy (``_Driver``) is called after every segment, the last
+included: it records the points that completed, and returns the refill, or a
+:class:`~regjax.experiment.loop.Stop` once every slot idles (the budget left could not
+complete a new point and every point has completed), so no segment runs for nothing.
+With ``checkpoint=DIR`` the loop saves, after every segment and in one atomic
+checkpoint, the rows (states, exact hyperparameters, seeds) and the hook's state (the
+policy and the completed rows, its ``state_dict()``), so a search resumed from ``DIR``
+continues where it stopped and returns the same result.
 """
 
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 import weakref
@@ -116,89 +120,60 @@ class _Slots:
 
 
 class _Driver:
-  """The hook between segments: feeds the policy, collects completed rows, saves both."""
+  """The hook after each segment: feeds the policy, collects the completed rows.
 
-  def __init__(self, search: _adaptive.Refill, directory: pathlib.Path | None):
-    self.search, self.directory = search, directory
+  Its state (the policy's and the collected rows) is saved with the loop's checkpoints
+  through :meth:`state_dict` and given back on resume through :meth:`load_state_dict`.
+  """
+
+  def __init__(self, search: _adaptive.Refill):
+    self.search = search
     self.collected: list[dict[str, Any]] = []  # one entry per row of a completed point
     self.start = (time.perf_counter(), time.process_time())
     self.timeline: list[tuple[int, float, float]] = []  # (segments done, wall, cpu)
     self.host_seconds = 0.0  # spent in the hook
 
-  def tick(self, done: int) -> None:
-    self.timeline.append((done, time.perf_counter() - self.start[0],
+  def __call__(self, event: _loop.SegmentEnd) -> _loop.Refill | _loop.Stop | None:
+    self.timeline.append((event.segment, time.perf_counter() - self.start[0],
                           time.process_time() - self.start[1]))
-
-  def __call__(self, event: _loop.SegmentEnd) -> _loop.Refill | None:
-    self.tick(event.segment)
     try:
       return self.decide(event)
     finally:
       self.host_seconds += time.perf_counter() - self.start[0] - self.timeline[-1][1]
 
-  def decide(self, event: _loop.SegmentEnd) -> _loop.Refill | None:
-    self.sync(event.segment - 1)
-    if self.search.done:  # every slot idles: nothing to record or refill
-      return None
-    assignment = self.observe(event.seeds, event.metrics)
-    self.save()
-    if not len(assignment.rows):
-      return None
-    return _loop.Refill(positions=assignment.rows.tolist(),
-                        hparams={n: v.tolist() for n, v in assignment.hparams.items()},
-                        seeds=assignment.seeds.tolist())
+  def decide(self, event: _loop.SegmentEnd) -> _loop.Refill | _loop.Stop | None:
+    if not self.search.done:
+      assignment = self.observe(event)
+      if len(assignment.rows):
+        return _loop.Refill(positions=assignment.rows.tolist(),
+                            hparams={n: v.tolist() for n, v in assignment.hparams.items()},
+                            seeds=assignment.seeds.tolist())
+    return _loop.Stop() if self.search.done and not event.last else None
 
-  def observe(self, seeds: np.ndarray,
-              metrics: Mapping[str, np.ndarray]) -> _adaptive.Assignment:
+  def observe(self, event: _loop.SegmentEnd) -> _adaptive.Assignment:
+    """Feeds the policy; collects the rows of every point that completed."""
     points = self.search.row_points
-    assignment = self.search.observe(metrics)
+    assignment = self.search.observe(event.metrics)
     table = self.search.table()
     for row in np.flatnonzero(points >= 0).tolist():
       point = int(points[row])
       # A point completes once, and its slot is freed (refilled or idle) when it does.
       if table["status"][point] == "complete" and self.search.row_points[row] != point:
-        self.collected.append(self.record(row, point, int(table["round"][point]), seeds,
-                                          metrics))
+        self.collected.append({
+            "point": point, "round": int(table["round"][point]),
+            "seed": int(event.seeds[row]),
+            "hparams": {n: float(v[row]) for n, v in event.hparams.items()},
+            "metrics": {n: np.asarray(v[row]).tolist() for n, v in event.metrics.items()}})
     return assignment
 
-  def record(self, row: int, point: int, started: int, seeds: np.ndarray,
-             metrics: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    # The values the policy proposed (the loop's copy may come back float32-rounded from a
-    # checkpoint), as a sweep's columns hold the grid's values.
-    values = self.search.values(point)
-    return {"point": point, "round": started, "seed": int(seeds[row]),
-            "hparams": {n: float(v[0]) for n, v in values.items()},
-            "metrics": {n: np.asarray(v[row]).tolist() for n, v in metrics.items()}}
+  def state_dict(self) -> dict[str, Any]:
+    """The policy's state and the completed rows, as JSON values."""
+    return {"search": self.search.state_dict(), "collected": self.collected}
 
-  def path(self, done: int) -> pathlib.Path:
-    assert self.directory is not None
-    return self.directory / "adaptive" / f"round_{done:04d}.json"
-
-  def save(self) -> None:
-    if self.directory is None or jax.process_index() != 0:
-      return
-    path = self.path(self.search.round)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps({"search": self.search.state_dict(),
-                                   "collected": self.collected}))
-    partial.replace(path)  # atomic: a kill leaves the previous round's file whole
-
-  def sync(self, done: int) -> None:
-    """On resume, loads the policy as it was last saved within ``done`` segments."""
-    if self.directory is None or self.search.round >= done:
-      return
-    saved = [path for k in range(done, self.search.round, -1) if (path := self.path(k)).exists()]
-    if saved:
-      state = json.loads(saved[0].read_text())
-      self.search.load_state_dict(state["search"])
-      self.collected = state["collected"]
-
-  def clear(self) -> None:
-    """Removes the policy's saves (a fresh search in a reused directory)."""
-    if self.directory is not None and jax.process_index() == 0:
-      for path in (self.directory / "adaptive").glob("round_*.json"):
-        path.unlink()
+  def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    """Continues from :meth:`state_dict`'s output (a resumed search)."""
+    self.search.load_state_dict(state["search"])
+    self.collected = list(state["collected"])
 
 
 def adaptive_sweep(
@@ -234,8 +209,9 @@ def adaptive_sweep(
     objective: read on the metrics ``fn`` returns, mean over seeds: pass validation
       metrics (a Trainer's ``validation_accuracy`` needs ``validation=``).
     slots: points trained at once (the program has ``slots x len(seeds)`` rows).
-    rounds: segments the search runs; it costs ``rounds x slots x len(seeds)`` row
-      segments, as many model·steps as ``slots x rounds / segments`` points of a grid.
+    rounds: segments the search runs at most; it costs ``rounds x slots x len(seeds)``
+      row segments, as many model·steps as ``slots x rounds / segments`` points of a grid
+      (fewer when every slot idles before the end: the search then stops).
     segments: equal segments of one run of ``fn`` (a full run is ``segments`` rounds).
     seeds: an int ``n`` (seeds ``0..n-1``) or distinct seeds; every point runs all.
     keep: share of the points at a stage that go on (ASHA's ``1 / eta``).
@@ -249,14 +225,14 @@ def adaptive_sweep(
     A :class:`regjax.SweepResult` with one row per seed of every point that completed its
     run (stopped points are not full runs and are left out): the hparams, ``seed``, every
     metric, ``failed``, and ``round`` (segments run before the point started), with the
-    curves of ``fn``. Two attributes more: ``model_steps``, the model·steps the program
-    computed (``rounds x rows x`` segment steps; idle and stopped rows included), and
+    curves of ``fn``. Attributes more: ``model_steps``, the model·steps the program
+    computed (segments run ``x rows x`` segment steps; idle and stopped rows included),
     ``search``, the policy (``search.table()`` lists every point tried, stopped ones
     too, and ``search.best()`` is the objective's choice among the completed points);
     ``timeline``, ``(segments done, wall seconds, process CPU seconds)`` from the call's
     start at each segment's end (the first includes compiling; a resumed search's only
-    the segments it ran), and ``host_seconds``, the time spent deciding refills between
-    segments.
+    the segments it ran), and ``host_seconds``, the time spent in the hook after the
+    segments (the policy's decisions and the bookkeeping of completed rows).
 
   Examples:
     >>> import jax.numpy as jnp
@@ -289,26 +265,12 @@ def adaptive_sweep(
   first = search.start()
   stride = len(search.seeds)
   grid = _grids.zip_grid(**{n: v[::stride] for n, v in first.hparams.items()})
-  directory = None if checkpoint is None else pathlib.Path(checkpoint)
-  driver = _Driver(search, directory)
-  if directory is not None and (not resume or not any(directory.glob("chunk_*"))):
-    driver.clear()
-  result = _sweeps.sweep(run, grid, seeds=search.seeds.tolist(), chunk_size=search.rows,
-                         progress=progress, desc="adaptive search", checkpoint=directory,
-                         resume=resume, between=driver,
-                         settings={"adaptive search": search.state_dict()["config"]})
-  driver.tick(rounds)
-  driver.sync(rounds - 1)
-  metrics = {name: np.asarray(result[name]) for name in result.metrics}
-  metrics.update({_results.CURVE_PREFIX + str(name): result.curves[name].values
-                  for name in result.curves.data_vars})
-  if "step" in result.curves.coords:
-    steps = np.asarray(result.curves.coords["step"].values)
-    metrics[_results.CURVE_PREFIX + "step"] = np.broadcast_to(steps, (search.rows, len(steps)))
-  if not search.done:
-    driver.observe(np.asarray(result["seed"]), metrics)
+  driver = _Driver(search)
+  _sweeps.sweep(run, grid, seeds=search.seeds.tolist(), chunk_size=search.rows,
+                progress=progress, desc="adaptive search", checkpoint=checkpoint, resume=resume,
+                between=driver, settings={"adaptive search": search.state_dict()["config"]})
   found = _collected_result(driver.collected, space.names, time.perf_counter() - start)
-  found.model_steps = rounds * search.rows * run.length  # type: ignore[attr-defined]
+  found.model_steps = search.row_segments * run.length  # type: ignore[attr-defined]
   found.search = search  # type: ignore[attr-defined]
   found.timeline = driver.timeline  # type: ignore[attr-defined]
   found.host_seconds = driver.host_seconds  # type: ignore[attr-defined]

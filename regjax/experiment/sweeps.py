@@ -103,7 +103,7 @@ def sweep(
     segments: int | None = None,
     resume: bool = True,
     settings: Mapping[str, object] | None = None,
-    between: Callable[[_loop.SegmentEnd], _loop.Refill | None] | None = None,
+    between: Callable[[_loop.SegmentEnd], _loop.Refill | _loop.Stop | None] | None = None,
 ) -> SweepResult:
   """Runs ``fn`` on every grid point and seed as one vmapped, sharded computation.
 
@@ -148,9 +148,12 @@ def sweep(
       False starts over, removing them.
     settings: with ``checkpoint``, JSON values of settings that change the result but
       that ``fn`` hides (a learning rate, a method name); they enter the signature.
-    between: a hook called between segments with a
+    between: a hook called after every segment of a segmented run with a
       :class:`regjax.experiment.loop.SegmentEnd`; it may return a
-      :class:`regjax.experiment.loop.Refill` (see :mod:`regjax.experiment.loop`).
+      :class:`regjax.experiment.loop.Refill` (not after the last segment) or a
+      :class:`regjax.experiment.loop.Stop`, and with ``checkpoint`` its
+      ``state_dict()``, if it has one, is saved with the rows and given back to its
+      ``load_state_dict`` on resume (see :mod:`regjax.experiment.loop`).
 
   Returns:
     A :class:`SweepResult`: one row per point and seed, with the axes, ``seed``, every
