@@ -24,6 +24,7 @@ import importlib
 import inspect
 import pkgutil
 import types
+import typing
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,6 +88,9 @@ def resolve(module_name: str, name: str) -> object:
 def kind_of(value: object) -> str:
   if isinstance(value, types.ModuleType):
     return "module"
+  if inspect.isclass(value) and not value.__module__.startswith(f"{PACKAGE}.") and (
+      value.__module__ != PACKAGE):
+    return "data"  # another project's type, exported as an alias (`PRNGKey = jax.Array`)
   if inspect.isclass(value):
     return "exception" if issubclass(value, BaseException) else "class"
   if inspect.isfunction(value) or inspect.isbuiltin(value) or inspect.ismethod(value):
@@ -111,7 +115,10 @@ def entries() -> list[Entry]:
     if kind == "module":
       result.append(Entry(module, name, kind, value.__name__))
       continue
-    listed = [key for key, other in values.items() if _same(value, other)] or [(module, name)]
+    # Data (constants, type aliases) is one thing per name: `Params` and `PyTree` may
+    # both stand for `typing.Any`, yet each is documented under its own name.
+    listed = [key for key, other in values.items() if _same(value, other)
+              and (kind != "data" or key[1] == name)] or [(module, name)]
     defined_in = getattr(value, "__module__", None)
     own_name = getattr(value, "__name__", None)
     if kind != "data" and (defined_in, own_name) in listed:
@@ -121,6 +128,30 @@ def entries() -> list[Entry]:
       home = min(listed, key=lambda key: (-key[0].count("."), key[0], key[1]))
     result.append(Entry(module, name, kind, f"{home[0]}.{home[1]}"))
   return result
+
+
+def is_type_alias(value: object) -> bool:
+  """Whether ``value`` is what a module-level ``Name: TypeAlias = ...`` binds: a typing
+  construct (``int | None``, ``Callable[...]``, ``Any``) or a class (``jax.Array``)."""
+  return (value is typing.Any or inspect.isclass(value)
+          or isinstance(value, (types.UnionType, types.GenericAlias))
+          or typing.get_origin(value) is not None)
+
+
+def type_aliases(all_entries: list[Entry]) -> dict[str, str]:
+  """Every exported type alias's name -> its home (``"Strength"`` ->
+  ``"regjax.typing.Strength"``), for Sphinx's ``autodoc_type_aliases``.
+
+  Raises:
+    ValueError: two aliases of one name live in two places (signatures would be ambiguous).
+  """
+  found: dict[str, str] = {}
+  for e in all_entries:
+    if e.kind == "data" and e.is_home and is_type_alias(resolve(e.module, e.name)):
+      if found.setdefault(e.name, e.home) != e.home:
+        raise ValueError(f"Type alias `{e.name}` is defined twice: {found[e.name]} and "
+                         f"{e.home}; rename one.")
+  return found
 
 
 def missing_docstrings(all_entries: list[Entry]) -> Iterator[str]:

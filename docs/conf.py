@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import shutil
@@ -39,11 +40,22 @@ autosummary_generate = True
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
-# Signatures say `Strength`, not the union it stands for (the modules use postponed
-# annotations, so autodoc sees the alias's name).
-autodoc_type_aliases = {name: f"regjax.typing.{name}" for name in regjax.typing.__all__}
-# ... and `ArrayLike`, not the eight-member union jax.typing.ArrayLike stands for.
-autodoc_type_aliases["ArrayLike"] = "jax.typing.ArrayLike"
+# Signatures say `Strength`, `ArrayLike` or `GridLike`, not the unions they stand for: every
+# exported type alias is written by its name, linked to its page (the modules use postponed
+# annotations, so autodoc sees the names as written) ...
+_ENTRIES = apigen.entries()
+autodoc_type_aliases = apigen.type_aliases(_ENTRIES)
+# ... also where a module spells an alias by its origin (jax's `ArrayLike` is regjax's),
+# and the aliases of other projects that would expand into long unions.
+autodoc_type_aliases.update({
+    "jax.typing.ArrayLike": "regjax.typing.ArrayLike",
+    "jax.typing.DTypeLike": "jax.typing.DTypeLike",
+    "DTypeLike": "jax.typing.DTypeLike",
+    "npt.ArrayLike": "numpy.typing.ArrayLike",  # (a module using `npt.` may use only this)
+    "optax.ScalarOrSchedule": "optax.ScalarOrSchedule",
+})
+# Linked names read short (`Strength`, `Grid`); a name that links nowhere reads in full.
+python_use_unqualified_type_names = True
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
@@ -55,7 +67,7 @@ napoleon_use_ivar = True
 # an error), except names of other projects: their sites would need intersphinx, which
 # needs the network, so `make docs` does without it.
 nitpicky = True
-_EXTERNAL = (r"(jax|jaxlib|jnp|np|numpy|optax|flax|nnx|chex|orbax|equinox|eqx|pandas|pd|"
+_EXTERNAL = (r"(jax|jaxlib|jnp|np|npt|numpy|optax|flax|nnx|chex|orbax|equinox|eqx|pandas|pd|"
              r"xarray|xr|matplotlib|tqdm|typing|typing_extensions|collections|types|"
              r"builtins|functools|enum|os|pathlib|dataclasses|abc|argparse)")
 nitpick_ignore_regex = [
@@ -76,7 +88,7 @@ nitpick_ignore_regex = [
 # re-exports, described once at their home (regjax.experiment.sweeps.sweep); a reference
 # that Sphinx cannot find as written is looked up again through the re-exports, relative
 # to the module it is written in, its parents, and the top-level package.
-_ALIASES = apigen.alias_targets(apigen.entries())
+_ALIASES = apigen.alias_targets(_ENTRIES)
 
 
 def _through_aliases(target: str) -> str | None:
@@ -97,8 +109,11 @@ def _resolve_alias(app, env, node, contnode):
   candidates = [target] + [f"{scope}.{target}" for scope in scopes] + [f"regjax.{target}"]
   domain = env.get_domain("py")
   # Last, a name that one documented object ends with (`ProxAdamState` written in
-  # regjax._proxgen, documented as regjax.transforms.ProxAdamState).
-  suffix = "." + target
+  # regjax._proxgen, documented as regjax.transforms.ProxAdamState). An annotation Sphinx
+  # could not evaluate reads as written, through a private import alias of its module
+  # (`_rows.RowPlan`): the name after the alias is looked up so.
+  head, _, rest = target.partition(".")
+  suffix = "." + (rest if rest and head.startswith("_") else target)
   ends = [name for name, entry in domain.objects.items()
           if name.endswith(suffix) and not entry.aliased]  # aliased: autodoc's :canonical:
   if len(ends) == 1:
@@ -122,7 +137,7 @@ def _resolve_alias(app, env, node, contnode):
 def _prose_attribute_docstrings(app) -> None:
   """Napoleon reads an attribute's first line `X: Y` as "type X"; regjax's are prose.
 
-  The docstring of a constant or alias (``DEFAULT_MASK``, ``regjax.typing.Mask``) opens
+  The docstring of a constant or alias (``regjax.transforms.ProxFn``, ``regjax.typing.Mask``) opens
   with a sentence such as "Optax's mask convention: None, a bool tree, ...". Napoleon
   would render "Optax's mask convention" as the type (and look it up as a class). Types
   come from annotations here, so those docstrings are parsed as plain Google docstrings.
@@ -151,7 +166,22 @@ def _alias_names_in_signatures(app, what, name, obj, options, signature, return_
   def clean(text):
     return re.sub(r"TypeAliasForwardRef\('([^']+)'\)", r"\1", text) if text else text
 
-  return clean(signature), clean(return_annotation)
+  return clean(_factory_defaults(obj, signature)), clean(return_annotation)
+
+
+def _factory_defaults(obj, signature):
+  """A dataclass field's ``default_factory`` reads as its call (``= dict()``).
+
+  Sphinx writes it ``= <factory>``, which is not Python: the signature then cannot be
+  parsed, and is shown as raw text, without links.
+  """
+  if not signature or "<factory>" not in signature or not dataclasses.is_dataclass(obj):
+    return signature
+  for field in dataclasses.fields(obj):
+    if field.init and field.default_factory is not dataclasses.MISSING:
+      made = getattr(field.default_factory, "__qualname__", "factory")
+      signature = signature.replace("<factory>", f"{made}()", 1)
+  return signature
 
 
 def setup(app):

@@ -19,9 +19,7 @@ arguments accept.
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from regjax import _lazy, masks, metrics, optimizers, penalties, prox, transforms, typing
 from regjax.masks import by_path, per_layer
@@ -38,6 +36,7 @@ if TYPE_CHECKING:
   # What `__getattr__` loads on first use, spelled out for type checkers and IDEs; a test
   # (tests/test_api_standard.py) keeps these imports and `_LAZY`/`_DEPRECATED` in step.
   from regjax import experiment, nn
+  from regjax._proxgen import preconditioned_proximal as preconditioned_proximal
   from regjax.experiment import checkpoint, data
   from regjax.experiment.grids import Grid, grid, zip_grid
   from regjax.experiment.progress import progress_callback
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
   from regjax.experiment.sweeps import sweep
   from regjax.experiment.trainer import Trainer
   from regjax.nn import gates, models, pooling, pruning, stochastic
-  from regjax.transforms import preconditioned_proximal as preconditioned_proximal
 
 # The one place the version is written: pyproject.toml reads it (`dynamic = ["version"]`).
 __version__ = "0.1.0"
@@ -80,20 +78,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 # is not offered them), and every access warns; they are never cached in the module.
 _DEPRECATED: dict[str, tuple[str, str, str]] = {
     "preconditioned_proximal": (
-        "regjax.transforms", "preconditioned_proximal",
+        "regjax._proxgen", "preconditioned_proximal",
         "regjax.prox_adam(learning_rate, strength, prox_fn, ...)"),
 }
 
-_lazy_getattr, __dir__ = _lazy.attach("regjax", _LAZY, globals())
-
-
-def __getattr__(name: str) -> Any:
-  if name in _DEPRECATED:
-    module_name, attribute, instead = _DEPRECATED[name]
-    warnings.warn(f"regjax.{name} is deprecated: use {instead} instead.", DeprecationWarning,
-                  stacklevel=2)
-    return getattr(importlib.import_module(module_name), attribute)
-  return _lazy_getattr(name)
+__getattr__, __dir__ = _lazy.attach("regjax", _LAZY, globals(), _DEPRECATED)
 
 
 __all__ = [

@@ -10,19 +10,33 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from regjax import _checks, _trees, prox
-from regjax._transform_base import Checked, ProxFn, masked_transform, need_params, zero_count
+from regjax._transform_base import Checked, masked_transform, need_params, zero_count
 from regjax.typing import Mask, ScalarOrSchedule, Strength
+
+if TYPE_CHECKING:  # defined (and documented) in the public module, which imports this one
+  from regjax.transforms import ProxFn
 
 
 class ProxAdamState(NamedTuple):
-  """State of :func:`prox_adam`."""
+  """State of :func:`prox_adam`: its step count and Optax's Adam moments.
+
+  Examples:
+    After one gradient ``g = 0.2``, the first moment is :math:`(1 - b_1) g = 0.02`:
+
+    >>> import jax.numpy as jnp, regjax
+    >>> tx = regjax.prox_adam(learning_rate=0.1, strength=0.5)
+    >>> params = jnp.array([1.0])
+    >>> _, state = tx.update(jnp.array([0.2]), tx.init(params), params)
+    >>> int(state.count), state.adam.mu
+    (1, Array([0.02], dtype=float32))
+  """
 
   # shape=(), dtype=int32: steps taken so far. (The field shadows tuple.count, as in Optax.)
   count: jax.Array  # type: ignore[assignment]

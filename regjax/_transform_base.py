@@ -18,12 +18,30 @@ import optax
 
 from regjax import _checks, _trees
 
-ProxFn = Callable[..., jax.Array]
-DEFAULT_MASK = _trees.MATRICES  # leaves with ndim >= 2; not callable (inject_hyperparams)
-
 
 class ScheduleState(NamedTuple):
-  """State of a transform whose strengths may be schedules."""
+  r"""State of a transform whose strengths may be schedules: the step count they are read at.
+
+  :func:`regjax.proximal`, :func:`regjax.decoupled_weight_decay` and
+  :func:`regjax.add_penalty_gradient` keep it (inside ``optax.masked``'s state when given a
+  ``mask``).
+
+  Examples:
+    The strength ``1 - t/4`` is read at the state's count: the second update (``t = 1``)
+    adds :math:`0.75 \cdot \nabla p^2 = 0.75 \cdot 2p`.
+
+    >>> import jax.numpy as jnp, optax, regjax
+    >>> schedule = optax.linear_schedule(1.0, 0.0, 4)
+    >>> tx = regjax.add_penalty_gradient(regjax.penalties.l2_squared, schedule)
+    >>> params = jnp.array([1.0])
+    >>> state = tx.init(params)
+    >>> state
+    ScheduleState(count=Array(0, dtype=int32))
+    >>> for _ in range(2):
+    ...   updates, state = tx.update(jnp.zeros(1), state, params)
+    >>> int(state.count), float(updates[0])
+    (2, 1.5)
+  """
 
   # shape=(), dtype=int32: steps taken so far. (The field shadows tuple.count, as in Optax.)
   count: jax.Array  # type: ignore[assignment]

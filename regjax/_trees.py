@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from regjax.typing import Params, PyTree
+
 
 def is_leaf(value: Any) -> bool:
   """Leaves for tree maps over possibly-masked trees: ``None`` and ``MaskedNode``."""
@@ -145,8 +147,24 @@ def broadcast_strength(strength: Any, tree: Any, name: str = "strength") -> Any:
   return match(name, strength, tree)
 
 
-def matrices(tree: Any) -> Any:
-  """Mask selecting leaves with ``ndim >= 2`` (kernels), skipping biases and scales."""
+def matrices(tree: Params) -> PyTree:
+  """Mask selecting leaves with ``ndim >= 2`` (kernels), skipping biases and scales.
+
+  Public as :func:`regjax.masks.matrices`: the leaves that the ``mask`` of
+  :func:`regjax.decoupled_weight_decay`, :func:`regjax.adamw` and
+  :func:`regjax.orthogonality` selects by default. (Their default is a non-callable
+  stand-in for this function, because ``optax.inject_hyperparams`` takes a callable
+  argument, defaults included, for a schedule; when you pass ``mask=masks.matrices`` to
+  a factory wrapped in ``inject_hyperparams``, list ``"mask"`` in its ``static_args``.)
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from regjax import masks
+    >>> params = {"conv": jnp.ones((3, 3, 1, 4)), "kernel": jnp.ones((4, 2)),
+    ...           "bias": jnp.zeros(2), "scale": jnp.ones(())}
+    >>> masks.matrices(params)
+    {'bias': False, 'conv': True, 'kernel': True, 'scale': False}
+  """
   return jax.tree.map(lambda leaf: not is_leaf(leaf) and jnp.ndim(leaf) >= 2, tree,
                       is_leaf=is_leaf)
 

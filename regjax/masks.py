@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from regjax import _checks, _trees
+from regjax.typing import Params, PyTree, Scalar
+
+__all__ = ["by_path", "matrices", "path_of", "paths", "per_layer"]
 
 matrices = _trees.matrices
 
 
-def path_of(key_path: tuple[Any, ...]) -> str:
+def path_of(key_path: jax.tree_util.KeyPath) -> str:
   """The ``/``-joined path of a leaf, from ``jax.tree_util`` key entries.
 
   Examples:
@@ -33,14 +35,22 @@ def path_of(key_path: tuple[Any, ...]) -> str:
   return "/".join(str(name) for name in _trees.path_names(tuple(key_path)))
 
 
-def paths(tree: Any) -> Any:
-  """A tree like ``tree`` whose leaves are their own paths (strings)."""
+def paths(tree: PyTree) -> PyTree:
+  """A tree like ``tree`` whose leaves are their own paths (strings).
+
+  Shows the names that :func:`by_path` patterns and :func:`per_layer` tables are matched
+  against.
+
+  Examples:
+    >>> paths({"layers": [{"kernel": 1.0}, {"kernel": 2.0}], "head": 3.0})
+    {'head': 'head', 'layers': [{'kernel': 'layers/0/kernel'}, {'kernel': 'layers/1/kernel'}]}
+  """
   return jax.tree_util.tree_map_with_path(
       lambda key_path, _: path_of(key_path), tree, is_leaf=_trees.is_leaf
   )
 
 
-def by_path(pattern: str, *, matrices_only: bool = False) -> Callable[[Any], Any]:
+def by_path(pattern: str, *, matrices_only: bool = False) -> Callable[[Params], PyTree]:
   """A callable mask selecting the leaves whose path matches the regex ``pattern``.
 
   Args:
@@ -78,8 +88,8 @@ def _compile(name: str, pattern: str) -> re.Pattern[str]:
 
 
 def per_layer(
-    params: Any, table: Mapping[str, Any], default: Any = None
-) -> Any:
+    params: Params, table: Mapping[str, Scalar], default: Scalar | None = None
+) -> Params:
   r"""A per-leaf strength tree from a table ``{regex: strength}`` over parameter paths.
 
   The first pattern (in the table's order) that matches a leaf's path gives its strength;

@@ -12,6 +12,7 @@ import optax
 
 from regjax import _checks, prox, transforms
 from regjax._proxgen import check_adam_options, prox_adam
+from regjax._trees import MATRICES
 from regjax.typing import Mask, Params, ScalarOrSchedule, Strength
 
 __all__ = ["adamw", "prox_adam", "prox_sgd"]
@@ -76,7 +77,7 @@ def adamw(
     eps: float = 1e-8,
     coupled: bool = True,
     target: Params = None,
-    mask: Mask = transforms.DEFAULT_MASK,
+    mask: Mask = MATRICES,
 ) -> optax.GradientTransformation:
   r"""Adam with decoupled weight decay that skips biases and norm scales by default.
 
@@ -92,7 +93,8 @@ def adamw(
     eps: Adam's :math:`\epsilon`.
     coupled: multiply the decay by the learning rate (Optax/PyTorch AdamW) or not.
     target: :math:`p_0`, e.g. pretrained weights (L2-SP); None for zero.
-    mask: Optax mask of decayed leaves; default ``ndim >= 2``; None decays all.
+    mask: Optax mask of decayed leaves; the default selects the leaves
+      :func:`regjax.masks.matrices` selects, ``ndim >= 2``; None decays all.
 
   Returns:
     An ``optax.GradientTransformation``.

@@ -59,17 +59,16 @@ not a schedule (``prox_fn``, a callable ``mask``) goes in ``static_args``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
 import jax
 import optax
 
-from regjax import _checks, _trees
+from regjax import _checks, _lazy, _trees
 from regjax._orthogonality import OrthogonalityState, orthogonality
-from regjax._proxgen import ProxAdamState, preconditioned_proximal
+from regjax._proxgen import ProxAdamState
 from regjax._transform_base import (
-  DEFAULT_MASK,
   Checked,
-  ProxFn,
   ScheduleState,
   leafwise,
   masked_transform,
@@ -77,10 +76,15 @@ from regjax._transform_base import (
   schedule_init,
   zero_count,
 )
+from regjax._trees import MATRICES
 from regjax.typing import Mask, Params, ScalarOrSchedule, Strength
 
+if TYPE_CHECKING:
+  # The deprecated names (see `_DEPRECATED`), as type checkers should see them.
+  from regjax._proxgen import preconditioned_proximal  # noqa: F401
+  from regjax._trees import MATRICES as DEFAULT_MASK  # noqa: F401
+
 __all__ = [
-    "DEFAULT_MASK",
     "OrthogonalityState",
     "ProxAdamState",
     "ProxFn",
@@ -88,10 +92,34 @@ __all__ = [
     "add_penalty_gradient",
     "decoupled_weight_decay",
     "orthogonality",
-    "preconditioned_proximal",
     "project",
     "proximal",
 ]
+
+ProxFn: TypeAlias = Callable[..., jax.Array]
+"""A proximal operator ``prox_fn(x, threshold) -> array``, as :mod:`regjax.prox` defines them.
+
+:func:`proximal` calls it as ``prox_fn(p + u, η λ)``; :func:`regjax.prox_adam` adds
+``metric=`` (every operator of :mod:`regjax.prox` takes it). Bind other arguments first:
+``functools.partial(regjax.prox.group_l2, axis=0)``.
+"""
+
+# Deprecated names, still reachable with a warning on every access (see regjax._lazy).
+# `DEFAULT_MASK` is the non-callable stand-in for `regjax.masks.matrices` that the
+# factories take as their default `mask` (a callable default would be taken for a
+# schedule by `optax.inject_hyperparams`); it stays the object it was, so code that
+# passes it keeps its meaning, but the concept has one public name, `masks.matrices`.
+_DEPRECATED: dict[str, tuple[str, str, str]] = {
+    "DEFAULT_MASK": (
+        "regjax._trees", "MATRICES",
+        "regjax.masks.matrices (or leave `mask` at its default, which selects the same leaves)"),
+    "preconditioned_proximal": (
+        "regjax._proxgen", "preconditioned_proximal",
+        "regjax.prox_adam(learning_rate, strength, prox_fn, ...)"),
+}
+
+if not TYPE_CHECKING:
+  __getattr__, __dir__ = _lazy.attach(__name__, {}, globals(), _DEPRECATED)
 
 
 def proximal(
@@ -160,7 +188,7 @@ def decoupled_weight_decay(
     rate: Strength,
     learning_rate: ScalarOrSchedule | None = None,
     target: Params = None,
-    mask: Mask = DEFAULT_MASK,
+    mask: Mask = MATRICES,
 ) -> optax.GradientTransformation:
   r"""Weight decay applied to the step itself, independent of the gradient's scaling.
 
@@ -180,8 +208,9 @@ def decoupled_weight_decay(
     rate: :math:`\lambda \ge 0`; float, JAX scalar, schedule, or a per-leaf tree.
     learning_rate: the chain's learning rate for lr-coupled decay, or None.
     target: a tree like the params (e.g. pretrained weights), or None for zero.
-    mask: Optax mask; the default selects leaves with ``ndim >= 2`` so biases and
-      normalization scales are not decayed. ``None`` decays every leaf.
+    mask: Optax mask; the default selects the leaves :func:`regjax.masks.matrices`
+      selects, ``ndim >= 2``, so biases and normalization scales are not decayed.
+      ``None`` decays every leaf.
 
   Returns:
     An ``optax.GradientTransformation`` with state :class:`ScheduleState`.

@@ -154,7 +154,7 @@ def masks(draw, params: Any, has_default: bool, fault: str | None) -> Drawn:
   form = draw(st.sampled_from(forms)) if fault is None else draw(st.sampled_from(
       ["tree", "prefix"]))
   if form == "default":
-    return Drawn(regjax.transforms.DEFAULT_MASK,
+    return Drawn(regjax.masks.matrices,
                  jax.tree.map(lambda p: Box(jnp.ndim(p) >= 2), params), form=form)
   if form == "none":
     return Drawn(None, jax.tree.map(lambda p: Box(True), params), form=form)
@@ -707,7 +707,7 @@ def test_schedules_that_end_at_zero_match_the_reference_in_a_jitted_scan(name):
              "orthogonality": {"mode": "auto", "every": 1},
              "prox_adam": {"prox": "l1", "decoupled": False, "b2": 0.999, "eps": 1e-8},
              "adamw": {"coupled": True, "b1": 0.9}}[name]
-  mask = Drawn(regjax.transforms.DEFAULT_MASK, jax.tree.map(
+  mask = Drawn(regjax.masks.matrices, jax.tree.map(
       lambda p: Box(p.ndim >= 2), KERNELS), form="default") if case.has_default else Drawn(
           None, jax.tree.map(lambda p: Box(True), KERNELS), form="none")
   pairs = {}

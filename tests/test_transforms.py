@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import Lasso
 
 import regjax
-from regjax import penalties, prox, transforms
+from regjax import penalties, prox
 
 ANCHOR = jnp.array([2.5, -0.8, 0.1])
 ANCHOR_GRAD = jnp.array([-0.2, 0.1, -0.05])  # seed 002's hypothetical ∂L/∂w
@@ -146,8 +146,9 @@ def test_decoupled_decay_equals_optax_adamw_step_for_step():
   params = {"kernel": jax.random.normal(key, (4, 3)), "bias": jnp.ones(3)}
   grads = lambda p, t: jax.tree.map(lambda v: jnp.sin(3 * v + t), p)  # noqa: E731
   schedule = optax.linear_schedule(0.1, 0.01, 20)
-  for mask, optax_mask in ((None, None), (transforms.DEFAULT_MASK, regjax.masks.matrices)):
-    ours = regjax.adamw(schedule, weight_decay=0.05, mask=mask)
+  # The default mask (kernels only) against Optax's with masks.matrices, and no mask.
+  for mask, optax_mask in (({"mask": None}, None), ({}, regjax.masks.matrices)):
+    ours = regjax.adamw(schedule, weight_decay=0.05, **mask)
     theirs = optax.adamw(schedule, weight_decay=0.05, mask=optax_mask)
     a_state, b_state = ours.init(params), theirs.init(params)
     a = b = params
@@ -192,7 +193,7 @@ def test_proximal_with_mask_and_group_prox_gives_exact_zero_units():
   params = {"kernel": jnp.array([[0.05, 2.0], [0.05, 2.0]]), "bias": jnp.array([0.01, 0.01])}
   tx = optax.chain(
       optax.sgd(0.1),
-      regjax.proximal(prox.group_l2, 1.0, 0.1, mask=transforms.DEFAULT_MASK),
+      regjax.proximal(prox.group_l2, 1.0, 0.1, mask=regjax.masks.matrices),
   )
   new, _ = run(tx, params, lambda p, t: jax.tree.map(jnp.zeros_like, p), 1)
   assert jnp.all(new["kernel"][:, 0] == 0.0)

@@ -22,7 +22,37 @@ Examples:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from regjax import _lazy
+
+if TYPE_CHECKING:
+  # What `__getattr__` loads on first use, spelled out for type checkers and IDEs; a test
+  # (tests/test_api_standard.py) keeps these imports and `_LAZY` in step.
+  from regjax.experiment import (
+    adaptive,
+    checkpoint,
+    curves,
+    data,
+    grids,
+    loop,
+    progress,
+    results,
+    rows,
+    search,
+    streaming,
+    sweeps,
+    trainer,
+  )
+  from regjax.experiment.grids import Grid, grid, zip_grid
+  from regjax.experiment.loop import Refill, SegmentedRun, SegmentEnd, Stop
+  from regjax.experiment.progress import progress_callback
+  from regjax.experiment.results import SweepResult
+  from regjax.experiment.results import concat as concat_results
+  from regjax.experiment.results import load as load_result
+  from regjax.experiment.search import adaptive_sweep
+  from regjax.experiment.sweeps import sweep
+  from regjax.experiment.trainer import Trainer, TrainState
 
 __all__ = [
     "Grid",

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from regjax import _trees
+from regjax.typing import Params, PyTree
 
 __all__ = ["Structure", "build", "hidden_kernels", "hidden_mask", "merge", "sown"]
 
@@ -77,7 +78,7 @@ def merge(structure: Structure, params: Any, model_state: Any, rng_key: jax.Arra
   return nnx.merge(structure.graph, params, rngs, model_state)
 
 
-def hidden_kernels(params: Any) -> Any:
+def hidden_kernels(params: Params) -> PyTree:
   """Mask of the kernels of hidden layers: every ``ndim >= 2`` leaf but the last one.
 
   The last kernel in path order is taken as the output layer, which holds for

@@ -12,12 +12,12 @@ import optax
 from flax import nnx
 
 from regjax.experiment import _model
+from regjax.experiment.loop import Hparams
 from regjax.experiment.progress import progress_callback
 
 __all__ = ["PENALTY", "advance", "cross_entropy", "default_loss", "objective", "split_loss",
            "squared_error"]
 
-Hparams = Mapping[str, jax.Array]
 # The `aux` entry of a loss_fn that names the regularization part of its loss.
 PENALTY = "penalty"
 # Every variable that is neither optimized nor a random stream nor a sown activation.
@@ -49,7 +49,8 @@ def squared_error(outputs: jax.Array, targets: jax.Array) -> jax.Array:
   return jnp.mean((outputs - jnp.reshape(targets, outputs.shape)) ** 2)
 
 
-def default_loss(model: nnx.Module, batch: Any, hparams: Hparams) -> jax.Array:
+def default_loss(model: nnx.Module, batch: tuple[jax.Array, jax.Array],
+                 hparams: Hparams) -> jax.Array:
   """Cross-entropy for integer labels, mean squared error for float targets.
 
   ``batch`` is ``(inputs, labels)`` (a :class:`regjax.data.Dataset` slice or a tuple).

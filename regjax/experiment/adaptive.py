@@ -101,9 +101,10 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "Assignment",
@@ -149,12 +150,12 @@ class Uniform:
   def _ends(self) -> tuple[float, float]:
     return float(self.low), float(self.high)
 
-  def to_unit(self, value: Any) -> Any:
+  def to_unit(self, value: npt.ArrayLike) -> np.ndarray:
     """Maps values of the range onto ``[0, 1]`` (linearly here)."""
     low, high = self._ends()
     return (np.asarray(value, np.float64) - low) / (high - low)
 
-  def from_unit(self, unit: Any) -> Any:
+  def from_unit(self, unit: npt.ArrayLike) -> float | np.ndarray:
     """Maps ``[0, 1]`` onto the range, inverse of :meth:`to_unit` (rounding kept inside)."""
     low, high = self._ends()
     value = np.clip(low + np.asarray(unit, np.float64) * (high - low), low, high)
@@ -179,11 +180,11 @@ class LogUniform(Uniform):
   def _ends(self) -> tuple[float, float]:
     return math.log(self.low), math.log(self.high)
 
-  def to_unit(self, value: Any) -> Any:
+  def to_unit(self, value: npt.ArrayLike) -> np.ndarray:
     """Maps values onto ``[0, 1]`` linearly in ``log(value)``."""
     return super().to_unit(np.log(np.asarray(value, np.float64)))
 
-  def from_unit(self, unit: Any) -> Any:
+  def from_unit(self, unit: npt.ArrayLike) -> float | np.ndarray:
     """Maps ``[0, 1]`` onto the range, geometrically; exact at the ends."""
     value = np.clip(np.exp(super().from_unit(unit)), self.low, self.high)
     return float(value) if np.ndim(value) == 0 else value
@@ -222,8 +223,8 @@ class Choice:
     return float(self.options[index]) if self.numeric else float(index)
 
 
-Dimension = Uniform | LogUniform | Choice
-"""One dimension of a :class:`Space`: a :class:`Uniform`, :class:`LogUniform` or :class:`Choice`."""
+Dimension: TypeAlias = Uniform | LogUniform | Choice
+"""One searched hyperparameter of a :class:`Space`: a range (linear or log) or a list."""
 
 
 class Space:
@@ -267,7 +268,7 @@ class Space:
     """The names of the :class:`Choice` dimensions."""
     return tuple(n for n, d in self.dimensions.items() if isinstance(d, Choice))
 
-  def values(self, points: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  def values(self, points: Mapping[str, npt.ArrayLike]) -> dict[str, np.ndarray]:
     """The numbers the searched function receives, per dimension, for arrays of points."""
     found = {}
     for name, dimension in self.dimensions.items():
@@ -278,7 +279,7 @@ class Space:
         found[name] = np.atleast_1d(dimension.from_unit(coords)).astype(np.float64)
     return found
 
-  def labels(self, points: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  def labels(self, points: Mapping[str, npt.ArrayLike]) -> dict[str, np.ndarray]:
     """Like :meth:`values`, with the options themselves for :class:`Choice` dimensions."""
     found = self.values(points)
     for name in self.categorical:
@@ -328,7 +329,7 @@ class Maximize:
 
   metric: str
 
-  def score(self, table: Mapping[str, Any]) -> np.ndarray:
+  def score(self, table: Mapping[str, npt.ArrayLike]) -> np.ndarray:
     """One float per point, higher is better, ``-inf`` for a non-finite metric."""
     values = _column(table, self.metric) * (1.0 if isinstance(self, Maximize) else -1.0)
     return np.where(np.isfinite(values), values, -np.inf)
@@ -338,11 +339,11 @@ class Maximize:
     """The metrics the objective reads."""
     return (self.metric,)
 
-  def order(self, table: Mapping[str, Any]) -> np.ndarray:
+  def order(self, table: Mapping[str, npt.ArrayLike]) -> np.ndarray:
     """Point indices, best first; ties keep table order."""
     return np.argsort(-self.score(table), kind="stable")
 
-  def anchor(self, table: Mapping[str, Any]) -> int | None:
+  def anchor(self, table: Mapping[str, npt.ArrayLike]) -> int | None:
     """None: a single metric needs no reference point (see :meth:`MaximizeWithin.anchor`)."""
     del table
     return None
@@ -357,7 +358,7 @@ class Minimize(Maximize):
     array([1, 0, 2])
   """
 
-  def score(self, table: Mapping[str, Any]) -> np.ndarray:
+  def score(self, table: Mapping[str, npt.ArrayLike]) -> np.ndarray:
     """One float per point, higher is better: the negated metric, ``-inf`` if not finite."""
     values = -_column(table, self.metric)
     return np.where(np.isfinite(values), values, -np.inf)
@@ -414,7 +415,7 @@ class MaximizeWithin:
     """The metrics the objective reads."""
     return (self.maximize, self.subject_to)
 
-  def feasible(self, table: Mapping[str, Any]) -> np.ndarray:
+  def feasible(self, table: Mapping[str, npt.ArrayLike]) -> np.ndarray:
     """Whether each point's ``subject_to`` is within ``margin`` of the table's best."""
     bar = _column(table, self.subject_to)
     ok = np.isfinite(bar) & np.isfinite(_column(table, self.maximize))
@@ -422,7 +423,7 @@ class MaximizeWithin:
       return ok
     return ok & (bar >= bar[ok].max() - self.margin - _ROUNDING)
 
-  def score(self, table: Mapping[str, Any]) -> np.ndarray:
+  def score(self, table: Mapping[str, npt.ArrayLike]) -> np.ndarray:
     """One float per point, higher is better (see the class docstring)."""
     bar, value = _column(table, self.subject_to), _column(table, self.maximize)
     feasible = self.feasible(table)
@@ -436,11 +437,11 @@ class MaximizeWithin:
     score[feasible] = value[feasible]
     return score
 
-  def order(self, table: Mapping[str, Any]) -> np.ndarray:
+  def order(self, table: Mapping[str, npt.ArrayLike]) -> np.ndarray:
     """Point indices, best first; ties keep table order."""
     return np.argsort(-self.score(table), kind="stable")
 
-  def anchor(self, table: Mapping[str, Any]) -> int | None:
+  def anchor(self, table: Mapping[str, npt.ArrayLike]) -> int | None:
     """The point with the best ``subject_to``, if it beats all others by ``margin / 4``.
 
     It sets the bar, so :class:`Refill` does not stop it early and the bar of the final
@@ -466,8 +467,8 @@ class MaximizeWithin:
     return best if bar[best] > runner_up + self.margin / 4 else None
 
 
-Objective = Maximize | MaximizeWithin
-"""What a search optimizes: :class:`Maximize`, :class:`Minimize` or :class:`MaximizeWithin`."""
+Objective: TypeAlias = Maximize | MaximizeWithin
+"""What a search ranks points by (:class:`Minimize` is a :class:`Maximize`)."""
 
 
 # ----------------------------------------------------------------------------- the policy
@@ -616,7 +617,7 @@ class Refill:
     return self._round >= self.rounds or (self._round >= 0 and bool(
         np.all(self._slot_point < 0)))
 
-  def values(self, points: Any) -> dict[str, np.ndarray]:
+  def values(self, points: npt.ArrayLike) -> dict[str, np.ndarray]:
     """What the searched function receives at ``points`` (indices into :meth:`table`)."""
     index = np.atleast_1d(np.asarray(points, np.int64))
     return self.space.values({name: np.asarray(v, np.float64)[index]

@@ -59,20 +59,25 @@ import pathlib
 import re
 import shutil
 import sys
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from regjax.experiment.grids import Grid
+from regjax import _lazy
+from regjax.experiment.grids import Grid, GridLike
 from regjax.experiment.results import SweepResult
+from regjax.typing import PyTree
 
-__all__ = ["FORMAT", "SIGNATURE", "CheckpointError", "Store", "load", "resumable_sweep",
-           "save"]
+if TYPE_CHECKING:
+  # The deprecated name (see `_DEPRECATED`), as type checkers should see it.
+  from regjax.experiment.checkpoint import _resumable_sweep as resumable_sweep  # noqa: F401
+  from regjax.experiment.loop import SegmentedRun
+
+__all__ = ["FORMAT", "SIGNATURE", "CheckpointError", "Store", "load", "save"]
 
 SIGNATURE = "sweep.json"
 """The file, beside the checkpoints, that records every setting of the run (a resume must match)."""
@@ -83,18 +88,44 @@ _SEGMENT = re.compile(r"segment_(\d{4})")
 
 
 class CheckpointError(ValueError):
-  """A checkpoint that cannot be resumed: another sweep's, or a damaged file."""
+  """A checkpoint that cannot be resumed: another sweep's, or a damaged file.
+
+  A ``ValueError``; the message names the setting that differs or the file that cannot
+  be read, and how to go on (the ``regjax sweep`` command line prints it and exits with
+  status 2).
+
+  Examples:
+    >>> import pathlib, tempfile
+    >>> from regjax.experiment import checkpoint
+    >>> directory = pathlib.Path(tempfile.mkdtemp())
+    >>> (directory / "chunk_0000" / "segment_0001").mkdir(parents=True)  # no sweep.json
+    >>> try:
+    ...   checkpoint.Store(directory, resume=True)
+    ... except checkpoint.CheckpointError as error:
+    ...   print(str(error).split(";")[0].replace(str(directory), "DIR"))
+    The sweep signature DIR/sweep.json is missing or damaged (FileNotFoundError)
+  """
 
 
-def save(path: str | os.PathLike, state: Any, checkpointer: Any = None) -> None:
+def save(path: str | os.PathLike, state: PyTree,
+         checkpointer: ocp.StandardCheckpointer | None = None) -> None:
   """Writes a pytree of arrays to the directory ``path`` (atomically: a temporary
   directory renamed when complete).
 
   Args:
     path: the checkpoint directory; it must not exist.
     state: a pytree of ``jax.Array`` (sharded arrays write only local shards).
-    checkpointer: an ``ocp.StandardCheckpointer`` whose save may still be running in
-      the background when this returns; None saves synchronously.
+    checkpointer: an ``orbax.checkpoint.StandardCheckpointer`` whose save may still be
+      running in the background when this returns; None saves synchronously.
+
+  Examples:
+    >>> import pathlib, tempfile
+    >>> import jax.numpy as jnp
+    >>> from regjax.experiment import checkpoint
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "step_10"
+    >>> checkpoint.save(path, {"w": jnp.ones(2), "step": jnp.array(10)})
+    >>> path.is_dir()
+    True
   """
   path = pathlib.Path(path).absolute()
   if checkpointer is None:
@@ -127,7 +158,7 @@ def _drop_closed_loop_reports() -> None:
   sys.unraisablehook = hook
 
 
-def _abstract(like: Any) -> Any:
+def _abstract(like: PyTree) -> PyTree:
   return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
       like)
@@ -147,12 +178,29 @@ def _reading(path: pathlib.Path) -> Iterator[None]:
         "CLI's --resume) to start over.") from error
 
 
-def load(path: str | os.PathLike, like: Any) -> Any:
+def load(path: str | os.PathLike, like: PyTree) -> PyTree:
   """Reads a checkpoint written by :func:`save` into the structure, shapes, dtypes and
   shardings of ``like`` (arrays or ``jax.ShapeDtypeStruct``).
 
+  Args:
+    path: the checkpoint directory.
+    like: a pytree of the structure saved, whose leaves give each array's shape, dtype
+      and sharding (arrays, or ``jax.ShapeDtypeStruct`` to allocate nothing first).
+
+  Returns:
+    The saved pytree, as ``jax.Array`` leaves placed as ``like``'s.
+
   Raises:
     CheckpointError: the checkpoint is missing or damaged.
+
+  Examples:
+    >>> import pathlib, tempfile
+    >>> import jax, jax.numpy as jnp
+    >>> from regjax.experiment import checkpoint
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "state"
+    >>> checkpoint.save(path, {"w": jnp.arange(3.0)})
+    >>> checkpoint.load(path, {"w": jax.ShapeDtypeStruct((3,), jnp.float32)})["w"].tolist()
+    [0.0, 1.0, 2.0]
   """
   path = pathlib.Path(path).absolute()
   with _reading(path), ocp.StandardCheckpointer() as checkpointer:
@@ -223,10 +271,23 @@ class Store:
       checkpoints in ``directory`` are removed).
     settings: JSON values of settings that change the result but that the run's
       callables hide; they enter the signature.
+
+  Examples:
+    >>> import pathlib, tempfile
+    >>> import jax.numpy as jnp
+    >>> from regjax.experiment import checkpoint
+    >>> directory = pathlib.Path(tempfile.mkdtemp())
+    >>> store = checkpoint.Store(directory, resume=False)  # a fresh run
+    >>> store.open({"chunk_size": 2})  # (the loop passes the run's whole signature)
+    >>> store.save(0, 1, {"w": jnp.ones(2)})  # chunk 0 after segment 1, in the background
+    >>> store.close()
+    >>> again = checkpoint.Store(directory, resume=True)  # the same directory, resumed
+    >>> again.saved_chunk_size, again.restore(0, {"w": jnp.zeros(2)})[0]
+    (2, 1)
   """
 
   def __init__(self, directory: str | os.PathLike, *, resume: bool,
-               settings: Mapping[str, Any] | None = None):
+               settings: Mapping[str, object] | None = None):
     self.directory = pathlib.Path(directory).absolute()
     self.settings = dict(settings or {})
     self.resuming = bool(resume) and any(_segments(c) for c in self.directory.glob("chunk_*"))
@@ -252,8 +313,8 @@ class Store:
           f"checkpoints beside it cannot be checked. Run without `resume` (the CLI's "
           "--resume) to start over.") from None
 
-  def signature(self, fn: Any, grid: Grid, seeds: Sequence[int], lengths: Sequence[int],
-                chunk: int, row_state: Any) -> dict[str, Any]:
+  def signature(self, fn: object, grid: Grid, seeds: Sequence[int], lengths: Sequence[int],
+                chunk: int, row_state: PyTree) -> dict[str, Any]:
     """Every setting of a run that changes its result, as JSON values."""
     state = {jax.tree_util.keystr(path): [list(leaf.shape), str(leaf.dtype)]
              for path, leaf in jax.tree_util.tree_leaves_with_path(row_state)}
@@ -300,7 +361,7 @@ class Store:
     _sync("regjax sweep: checkpoint directory ready")
     self._checkpointer = ocp.AsyncCheckpointer(ocp.CompositeCheckpointHandler())
 
-  def restore(self, chunk: int, like: Any) -> tuple[int, Any, Any] | None:
+  def restore(self, chunk: int, like: PyTree) -> tuple[int, PyTree, Any] | None:
     """``(segments done, arrays, host JSON)`` of chunk ``chunk``'s newest checkpoint, or
     None; the arrays take the structure, dtypes and shardings of ``like``."""
     found = _segments(self.directory / f"chunk_{chunk:04d}") if self.resuming else []
@@ -311,7 +372,7 @@ class Store:
       tree = checkpointer.restore(path, args=_segment_args(like, None))
     return found[-1][0], tree["state"], tree["host"]
 
-  def save(self, chunk: int, segment: int, tree: Any,
+  def save(self, chunk: int, segment: int, tree: PyTree,
            host: Mapping[str, Any] | None = None) -> None:
     """Saves chunk ``chunk`` after segment ``segment`` (in the background): the arrays of
     ``tree`` and the JSON values of ``host`` (none: ``{}``), in one checkpoint."""
@@ -328,13 +389,15 @@ class Store:
         checkpointer.close()
 
 
-def resumable_sweep(trainer: Any, grid: Grid | Mapping[str, Any], *, directory: str | os.PathLike,
-                    segments: int = 4, resume: bool = False, **options: Any) -> SweepResult:
+def _resumable_sweep(trainer: SegmentedRun, grid: GridLike, *, directory: str | os.PathLike,
+                     segments: int = 4, resume: bool = False,
+                     **options: Any) -> SweepResult:
   """Deprecated: ``regjax.sweep(trainer, grid, checkpoint=directory, segments=segments,
   resume=resume, ...)``, which it calls with the same results, bit for bit.
 
-  Note the default ``resume=False`` here (start over, removing old checkpoints), where
-  ``sweep(checkpoint=...)`` resumes by default.
+  Reached as ``regjax.checkpoint.resumable_sweep``, which warns on every access (it is
+  no longer in ``__all__``). Note the default ``resume=False`` here (start over,
+  removing old checkpoints), where ``sweep(checkpoint=...)`` resumes by default.
 
   Args:
     trainer: a segmented run (a :class:`regjax.Trainer`).
@@ -348,11 +411,18 @@ def resumable_sweep(trainer: Any, grid: Grid | Mapping[str, Any], *, directory: 
   Returns:
     The :class:`regjax.SweepResult`.
   """
-  warnings.warn("`regjax.checkpoint.resumable_sweep` is deprecated: call "
-                "`regjax.sweep(fn, grid, checkpoint=directory, segments=..., resume=...)`.",
-                DeprecationWarning, stacklevel=2)
   from regjax.experiment import sweeps
 
   return sweeps.sweep(trainer, grid, checkpoint=directory, segments=segments, resume=resume,
                       **options)
 
+
+# Deprecated names, still reachable with a warning on every access (see regjax._lazy).
+_DEPRECATED: dict[str, tuple[str, str, str]] = {
+    "resumable_sweep": (
+        "regjax.experiment.checkpoint", "_resumable_sweep",
+        "regjax.sweep(fn, grid, checkpoint=directory, segments=..., resume=...)"),
+}
+
+if not TYPE_CHECKING:
+  __getattr__, __dir__ = _lazy.attach(__name__, {}, globals(), _DEPRECATED)

@@ -31,7 +31,9 @@ from regjax.experiment import rows as _rows
 from regjax.experiment import sweeps as _sweep
 from regjax.experiment import trainer as regjax_nnx
 from regjax.experiment.grids import grid as _grid
+from regjax.experiment.loop import Hparams
 from regjax.nn import models
+from regjax.typing import Params
 
 __all__ = ["COLUMNS", "METHODS", "Method", "build_parser", "main", "parse_args", "run_sweep",
            "summarize", "write_curves", "write_outputs"]
@@ -39,12 +41,31 @@ __all__ = ["COLUMNS", "METHODS", "Method", "build_parser", "main", "parse_args",
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-  """One regularization method of the main job."""
+  """One regularization method of the main job (an entry of :data:`METHODS`).
+
+  Attributes:
+    description: what ``--help`` shows for it.
+    log10_range: the default λ grid's bounds in log10 (12 points between them).
+    optimizer: learning rate -> (hparams -> Optax transform); ``hparams["lam"]`` is λ.
+    loss_penalty: a ``(params, hparams) -> scalar`` added to the loss, or None (the
+      :class:`regjax.Trainer`'s ``loss_penalty``).
+
+  Examples:
+    >>> import optax
+    >>> from regjax.experiment import cli
+    >>> cli.METHODS["weight_decay"].log10_range
+    (-3.0, 1.0)
+    >>> plain_l2 = cli.Method("L2 in Adam's gradient (coupled)", (-5.0, -1.0),
+    ...                       lambda lr: lambda h: optax.adamw(lr, weight_decay=h["lam"]))
+    >>> transform = plain_l2.optimizer(1e-2)({"lam": 1e-3})
+    >>> callable(transform.init) and callable(transform.update)
+    True
+  """
 
   description: str
   log10_range: tuple[float, float]  # default λ grid, log10 bounds
-  optimizer: Callable[[float], Callable]  # learning rate -> (hparams -> transform)
-  loss_penalty: Callable | None = None
+  optimizer: Callable[[float], Callable[[Hparams], optax.GradientTransformation]]
+  loss_penalty: Callable[[Params, Hparams], jax.Array] | None = None
 
 
 def _l1_in_loss(params, hparams):
@@ -98,7 +119,7 @@ COLUMNS = {
 """What every column of the printed table, ``sweep.csv`` and ``rows.csv`` holds: file ->
 {column: description}; ``regjax sweep --help`` prints it."""
 # Summary columns: (column of `mean_over_seeds()`, printed name, scale).
-SUMMARY = (
+_SUMMARY = (
     ("lam", "lambda", 1.0),
     ("test_accuracy_mean", "test_acc", 1.0),
     ("test_accuracy_std", "acc_std", 1.0),
@@ -185,7 +206,8 @@ class _Parser(argparse.ArgumentParser):
   """Takes ``--grid -4:-2:3`` (a value that starts with ``-``) like ``--grid=-4:-2:3``."""
 
   def parse_known_args(  # type: ignore[override]
-      self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+      self, args: Sequence[str] | None = None,
+      namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
     joined: list[str] = []
     for arg in sys.argv[1:] if args is None else args:
       if joined and joined[-1] == "--grid" and arg.startswith("-"):
@@ -196,6 +218,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+  """The ``regjax`` command line: its ``sweep`` command with every option and its help.
+
+  It parses without checking values against the data (:func:`parse_args` does that); a
+  negative ``--grid`` bound may follow the option after a space (``--grid -4:-2:3``).
+
+  Returns:
+    The parser (``prog="regjax"``); the command is ``args.command``.
+
+  Examples:
+    >>> from regjax.experiment import cli
+    >>> args = cli.build_parser().parse_args(["sweep", "--grid", "-4:-2:3", "--seeds", "0,5"])
+    >>> args.command, args.grid, args.seeds, args.steps  # --steps at its default
+    ('sweep', (-4.0, -2.0, 3), [0, 5], 1000)
+  """
   parser = _Parser(prog="regjax", description=__doc__.splitlines()[0])
   commands = parser.add_subparsers(dest="command", required=True)
   run = commands.add_parser(
@@ -251,7 +287,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-  """Parses and checks the command line; bad values exit with an argparse error."""
+  """Parses and checks the command line; bad values exit with an argparse error.
+
+  Beyond :func:`build_parser`, it checks ``--batch-size`` against the training digits and
+  ``--segments`` against ``--steps``, and fills ``--rounds`` (4 x ``--segments``).
+
+  Args:
+    argv: the arguments after the program name (``["sweep", ...]``); None reads
+      ``sys.argv``, and a bare ``regjax`` means ``regjax sweep``.
+
+  Returns:
+    The checked arguments.
+
+  Raises:
+    SystemExit: a bad value (status 2, after argparse prints the error).
+
+  Examples:
+    >>> from regjax.experiment import cli
+    >>> args = cli.parse_args(["sweep", "--methods", "prox_l1,group_lasso", "--segments", "2"])
+    >>> args.methods, args.rounds
+    (['prox_l1', 'group_lasso'], 8)
+    >>> try:
+    ...   cli.parse_args(["sweep", "--steps", "4", "--segments", "5"])
+    ... except SystemExit as exit:
+    ...   print("exit status", exit.code)  # stderr: "--segments: 5 exceeds --steps 4"
+    exit status 2
+  """
   parser = build_parser()
   args = parser.parse_args(["sweep"] if argv is None and len(sys.argv) == 1 else argv)
   n_train = len(data.load_digits("train").labels)
@@ -317,7 +378,35 @@ def _eval_every(steps: int, segments: int) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> _results.SweepResult:
-  """Runs every method's sweep; returns the per-seed rows of all methods."""
+  """Runs every method's sweep; returns the per-seed rows of all methods.
+
+  Each method trains its grid (or, with ``--adaptive``, searches λ) as one vmapped
+  :func:`regjax.sweep` of a :class:`regjax.Trainer`, checkpointed under
+  ``args.out/checkpoints/<method>``; its wall time becomes the ``seconds`` column.
+
+  Args:
+    args: the checked arguments of :func:`parse_args`.
+
+  Returns:
+    The rows of every method (:func:`regjax.concat_results`, labelled ``method``).
+
+  Raises:
+    CheckpointError: ``--resume`` found another run's checkpoints.
+
+  Examples:
+    >>> import pathlib, tempfile
+    >>> from regjax.experiment import checkpoint, cli
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> args = cli.parse_args(["sweep", "--methods", "weight_decay", "--grid", "-3:-2:2",
+    ...                        "--out", str(out), "--resume"])
+    >>> (out / "checkpoints" / "weight_decay" / "chunk_0000" / "segment_0001").mkdir(
+    ...     parents=True)  # another run's checkpoint, without its signature
+    >>> try:  # (with a fresh --out it trains and returns the rows, as `regjax sweep` does)
+    ...   cli.run_sweep(args)
+    ... except checkpoint.CheckpointError as error:
+    ...   print("refused before training:", str(error).split(" (")[0].split("/")[-1])
+    refused before training: sweep.json is missing or damaged
+  """
   results = {}
   for name in args.methods:
     method = METHODS[name]
@@ -340,10 +429,29 @@ def run_sweep(args: argparse.Namespace) -> _results.SweepResult:
 
 
 def summarize(rows: _results.SweepResult) -> _results.SweepResult:
-  """Mean over seeds per method and λ, in percent where named so, with wall times."""
+  """Mean over seeds per method and λ, in percent where named so, with wall times.
+
+  Args:
+    rows: the per-seed rows of :func:`run_sweep`.
+
+  Returns:
+    The table ``regjax sweep`` prints and writes to ``sweep.csv`` (see :data:`COLUMNS`).
+
+  Examples:
+    >>> from regjax.experiment import cli
+    >>> from regjax.experiment.results import SweepResult
+    >>> rows = SweepResult({"method": ["prox_l1", "prox_l1"], "lam": [1e-3, 1e-3],
+    ...                     "seed": [0, 1], "test_accuracy": [0.9, 0.8],
+    ...                     "zero_weights": [0.5, 0.7], "dead_units": [0.0, 0.1],
+    ...                     "seconds": [3.0, 3.0]}, hparams=("method", "lam"))
+    >>> print(cli.summarize(rows))
+    method   lambda  test_acc  acc_std  zero_w_%  dead_units_%  seconds  failed
+    -------  ------  --------  -------  --------  ------------  -------  ------
+    prox_l1   0.001      0.85  0.07071        60             5        3   False
+  """
   means = rows.mean_over_seeds()
   columns = {"method": means["method"]}
-  columns.update({title: scale * means[name] for name, title, scale in SUMMARY})
+  columns.update({title: scale * means[name] for name, title, scale in _SUMMARY})
   columns["failed"] = means["failed"]
   return _results.SweepResult(columns, hparams=("method", "lambda"), wall_time=rows.wall_time)
 
@@ -366,7 +474,31 @@ def _plot_sweep(summary: _results.SweepResult, path: pathlib.Path) -> pathlib.Pa
 
 def write_outputs(rows: _results.SweepResult, summary: _results.SweepResult,
                   out: pathlib.Path) -> tuple[pathlib.Path, ...]:
-  """Writes sweep.csv (the printed summary), rows.csv (every seed) and the figures."""
+  """Writes sweep.csv (the printed summary), rows.csv (every seed) and the figures.
+
+  ``sweep.png`` draws held-out accuracy against the share of exact-zero weights, one line
+  per method; without matplotlib it is skipped with a note on stderr.
+
+  Args:
+    rows: the per-seed rows of :func:`run_sweep`.
+    summary: their :func:`summarize`.
+    out: the output folder (created if needed).
+
+  Returns:
+    The paths written.
+
+  Examples:
+    >>> import pathlib, tempfile
+    >>> from regjax.experiment import cli
+    >>> from regjax.experiment.results import SweepResult
+    >>> rows = SweepResult({"method": ["prox_l1"] * 2, "lam": [1e-3, 1e-2], "seed": [0, 0],
+    ...                     "test_accuracy": [0.9, 0.8], "zero_weights": [0.5, 0.7],
+    ...                     "dead_units": [0.0, 0.1], "seconds": [3.0, 3.0]},
+    ...                    hparams=("method", "lam"))
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> [path.name for path in cli.write_outputs(rows, cli.summarize(rows), out)]
+    ['sweep.csv', 'rows.csv', 'sweep.png']
+  """
   out.mkdir(parents=True, exist_ok=True)
   paths = [summary.to_csv(out / "sweep.csv"), rows.to_csv(out / "rows.csv")]
   figures = [_plot_sweep(summary, out / "sweep.png")]
@@ -378,7 +510,27 @@ def write_curves(rows: _results.SweepResult, out: pathlib.Path,
   """``curves.png``: held-out accuracy and exact zeros against steps, a few λ per method.
 
   One column of two panels per method; each line is one λ (``lines`` of them, evenly
-  spaced over the grid), the mean over seeds with a ±1 std band.
+  spaced over the grid), the mean over seeds with a ±1 std band. Nothing is written
+  when the rows have no ``test_accuracy`` curve or matplotlib is missing.
+
+  Args:
+    rows: the per-seed rows of :func:`run_sweep`, with their curves.
+    out: the output folder (created if needed).
+    lines: λ values drawn per method.
+
+  Returns:
+    The paths written: ``(out / "curves.png",)`` or ``()``.
+
+  Examples:
+    >>> import pathlib, tempfile
+    >>> from regjax.experiment import cli
+    >>> from regjax.experiment.results import SweepResult
+    >>> rows = SweepResult({"method": ["prox_l1"] * 2, "lam": [1e-3, 1e-2], "seed": [0, 0]},
+    ...                    hparams=("method", "lam"),
+    ...                    curves={"test_accuracy": [[0.5, 0.9], [0.4, 0.8]],
+    ...                            "zero_weights": [[0.1, 0.5], [0.2, 0.7]]})
+    >>> [path.name for path in cli.write_curves(rows, pathlib.Path(tempfile.mkdtemp()))]
+    ['curves.png']
   """
   if "test_accuracy" not in rows.curves:
     return ()
@@ -408,6 +560,34 @@ def write_curves(rows: _results.SweepResult, out: pathlib.Path,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+  """``regjax sweep``: parses the arguments, runs the sweeps, prints and writes the results.
+
+  The console script ``regjax`` and ``python -m regjax`` call it. It prints the machine
+  and the run's settings, then the summary table (:func:`summarize`), and writes
+  ``sweep.csv``, ``rows.csv``, ``sweep.png`` and ``curves.png`` to ``--out``
+  (:func:`write_outputs`, :func:`write_curves`).
+
+  Args:
+    argv: the arguments after the program name, as :func:`parse_args` takes them.
+
+  Returns:
+    The exit status: 0, or 2 when ``--resume`` finds checkpoints it cannot resume (the
+    error, naming the setting that differs, goes to stderr). Bad arguments exit with
+    argparse's status 2 (``SystemExit``).
+
+  Examples:
+    >>> import pathlib, tempfile
+    >>> from regjax.experiment import cli
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> damaged = out / "checkpoints" / "prox_l1" / "chunk_0000" / "segment_0001"
+    >>> damaged.mkdir(parents=True)  # a checkpoint without its sweep.json
+    >>> status = cli.main(["sweep", "--methods", "prox_l1", "--resume", "--out", str(out)])
+    ... # doctest: +ELLIPSIS
+    regjax sweep on ...
+    methods: prox_l1; 1000 steps, 2 seed(s), MLP 64-64-64-10 on the 8x8 digits (1437 train ...)
+    >>> status  # refused before anything trained
+    2
+  """
   args = parse_args(argv)
   start = time.perf_counter()
   device = jax.devices()[0]

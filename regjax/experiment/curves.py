@@ -24,11 +24,14 @@ from __future__ import annotations
 import pathlib
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
+  import matplotlib.axes
+  import matplotlib.figure
   import pandas as pd
   import xarray
 
@@ -41,7 +44,7 @@ STEP = "step"
 """The dimension along the evaluations of a curve (its coordinate is the step count)."""
 
 
-def check(curves: Mapping[str, Any], rows: int) -> dict[str, np.ndarray]:
+def check(curves: Mapping[str, npt.ArrayLike], rows: int) -> dict[str, np.ndarray]:
   """Curves as 2-D arrays ``[rows, evaluations]``, all of one shape.
 
   Args:
@@ -79,6 +82,16 @@ def mean_over_groups(curves: xarray.Dataset, group: np.ndarray, failed: np.ndarr
 
   Returns:
     A Dataset with dims ``("row", "step")``, one row per group.
+
+  Examples:
+    >>> import numpy as np, xarray as xr
+    >>> from regjax.experiment import curves
+    >>> ds = xr.Dataset({"acc": (("row", "step"), [[0.5, 0.9], [0.7, 0.7], [0.2, 0.4]])},
+    ...                 coords={"step": [10, 20]})
+    >>> means = curves.mean_over_groups(ds, group=np.array([0, 0, 1]),
+    ...                                 failed=np.array([False, False, False]), n_groups=2)
+    >>> means["acc_mean"].values.round(3).tolist(), means["acc_std"].values[1].tolist()
+    ([[0.6, 0.8], [0.2, 0.4]], [nan, nan])
   """
   ok = np.flatnonzero(~failed)
   plain = curves.reset_coords(drop=True)
@@ -107,6 +120,13 @@ def best_step(curve: np.ndarray, ok: np.ndarray, mode: str) -> tuple[int, int]:
 
   Returns:
     The row and the evaluation index.
+
+  Examples:
+    >>> import numpy as np
+    >>> from regjax.experiment import curves
+    >>> curve = np.array([[0.5, 0.9], [0.7, np.nan], [0.95, 0.1]])
+    >>> curves.best_step(curve, ok=np.array([True, True, False]), mode="max")  # row 2 failed
+    (0, 1)
   """
   values = curve.astype(np.float64)
   usable = ok[:, None] & np.isfinite(values)
@@ -128,6 +148,15 @@ def stack(parts: Sequence[xarray.Dataset]) -> xarray.Dataset:
 
   Returns:
     One Dataset.
+
+  Examples:
+    >>> import xarray as xr
+    >>> from regjax.experiment import curves
+    >>> a = xr.Dataset({"acc": (("row", "step"), [[0.5, 0.9]])}, coords={"step": [10, 20]})
+    >>> b = xr.Dataset({"acc": (("row", "step"), [[0.7]])}, coords={"step": [20]})
+    >>> both = curves.stack([a, b])
+    >>> both["step"].values.tolist(), both["acc"].values.tolist()
+    ([10, 20], [[0.5, 0.9], [nan, 0.7]])
   """
   import xarray as xr
 
@@ -155,7 +184,8 @@ def stack(parts: Sequence[xarray.Dataset]) -> xarray.Dataset:
   return xr.Dataset(stacked, coords={STEP: steps})
 
 
-def figure_and_axes(ax: Any, caller: str) -> tuple[Any, Any]:
+def _figure_and_axes(ax: matplotlib.axes.Axes | None,
+                     caller: str) -> tuple[matplotlib.figure.Figure, matplotlib.axes.Axes]:
   """``ax``'s Figure and ``ax``, or a new Figure (no pyplot state) and its Axes."""
   try:
     from matplotlib.figure import Figure
@@ -164,11 +194,12 @@ def figure_and_axes(ax: Any, caller: str) -> tuple[Any, Any]:
   if ax is None:
     figure = Figure(figsize=(6.0, 4.0), layout="constrained")
     return figure, figure.add_subplot()
-  return ax.figure, ax
+  return cast("matplotlib.figure.Figure", ax.figure), ax  # (a SubFigure's Axes: its SubFigure)
 
 
-def _finish(figure: Any, ax: Any, xlabel: str, ylabel: str, title: str | None, legend: bool,
-            path: str | pathlib.Path | None) -> Any:
+def _finish(figure: matplotlib.figure.Figure, ax: matplotlib.axes.Axes, xlabel: str,
+            ylabel: str, title: str | None, legend: bool,
+            path: str | pathlib.Path | None) -> matplotlib.figure.Figure:
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   if title is not None:
@@ -181,16 +212,43 @@ def _finish(figure: Any, ax: Any, xlabel: str, ylabel: str, title: str | None, l
 
 
 def plot(curves: xarray.Dataset, table: pd.DataFrame, hparams: Sequence[str], metric: str,
-         by: str | None, *, ax: Any = None, path: str | pathlib.Path | None = None,
-         title: str | None = None, label_format: str = "{:.3g}") -> Any:
+         by: str | None, *, ax: matplotlib.axes.Axes | None = None,
+         path: str | pathlib.Path | None = None, title: str | None = None,
+         label_format: str = "{:.3g}") -> matplotlib.figure.Figure:
   """Draws the curve ``metric`` against steps, one line per value of ``by``, with a seed
-  band; see :meth:`regjax.SweepResult.plot_curves`."""
+  band; :meth:`regjax.SweepResult.plot_curves` calls it with the result's own parts.
+
+  Args:
+    curves: a Dataset with dims ``("row", "step")`` (or one of means over seeds, whose
+      ``<metric>_mean`` and ``<metric>_std`` are then drawn).
+    table: the rows, with a ``failed`` column (failed rows are skipped).
+    hparams: the hparam columns; rows drawn as one line must agree on all but ``by``.
+    metric: the curve to draw.
+    by: the column whose values make the lines; None draws one line.
+    ax: a matplotlib Axes to draw on; None makes a new Figure (no pyplot state).
+    path: if given, the figure is saved there.
+    title: the axes title.
+    label_format: how a value of ``by`` prints in the legend.
+
+  Returns:
+    The matplotlib Figure.
+
+  Examples:
+    >>> import pandas as pd, xarray as xr
+    >>> from regjax.experiment import curves
+    >>> table = pd.DataFrame({"lam": [0.1, 0.1, 1.0], "failed": [False, False, False]})
+    >>> ds = xr.Dataset({"acc": (("row", "step"), [[0.5, 0.9], [0.7, 0.8], [0.2, 0.4]])},
+    ...                 coords={"step": [10, 20]})
+    >>> figure = curves.plot(ds, table, ("lam",), "acc", by="lam")
+    >>> [line.get_label() for line in figure.axes[0].lines]
+    ['lam=0.1', 'lam=1']
+  """
   averaged = metric not in curves.data_vars and f"{metric}_mean" in curves.data_vars
   name = f"{metric}_mean" if averaged else metric
   if name not in curves.data_vars:
     raise ValueError(f"`metric` must name a curve; curves are {sorted(map(str, curves))}, "
                      f"got {metric!r}.")
-  figure, ax = figure_and_axes(ax, "plot_curves")
+  figure, ax = _figure_and_axes(ax, "plot_curves")
   ok = ~table["failed"].to_numpy(dtype=bool)
   keys = np.zeros(len(table)) if by is None else table[by].to_numpy()
   steps = curves[STEP].values
@@ -213,13 +271,37 @@ def plot(curves: xarray.Dataset, table: pd.DataFrame, hparams: Sequence[str], me
   return _finish(figure, ax, "step", metric, title, by is not None, path)
 
 
-def plot_table(table: pd.DataFrame, x: str, y: str, *, hue: str | None, ax: Any,
-               path: str | pathlib.Path | None, logx: bool | None, title: str | None) -> Any:
+def plot_table(table: pd.DataFrame, x: str, y: str, *, hue: str | None = None,
+               ax: matplotlib.axes.Axes | None = None, path: str | pathlib.Path | None = None,
+               logx: bool | None = None, title: str | None = None) -> matplotlib.figure.Figure:
   """Draws column ``y`` against ``x``, one line per value of ``hue``; failed rows skipped.
 
-  See :meth:`regjax.SweepResult.plot`.
+  :meth:`regjax.SweepResult.plot` calls it with the result's table; a ``y`` ending in
+  ``_mean`` with a matching ``_std`` column gets a ±1 std band.
+
+  Args:
+    table: the rows, with a ``failed`` column.
+    x: column on the horizontal axis.
+    y: column on the vertical axis.
+    hue: column whose values split the rows into lines, or None.
+    ax: a matplotlib Axes to draw on; None makes a new Figure (no pyplot state).
+    path: if given, the figure is saved there.
+    logx: log-scale x; None picks it when x is positive and spans 100x or more.
+    title: the axes title.
+
+  Returns:
+    The matplotlib Figure.
+
+  Examples:
+    >>> import pandas as pd
+    >>> from regjax.experiment import curves
+    >>> table = pd.DataFrame({"lam": [1e-4, 1e-3, 1e-2], "acc_mean": [0.9, 0.8, 0.5],
+    ...                       "acc_std": [0.01, 0.02, 0.05], "failed": [False] * 3})
+    >>> figure = curves.plot_table(table, "lam", "acc_mean")
+    >>> figure.axes[0].get_xscale(), len(figure.axes[0].collections)  # log x, a std band
+    ('log', 1)
   """
-  figure, ax = figure_and_axes(ax, "plot")
+  figure, ax = _figure_and_axes(ax, "plot")
   ok = ~table["failed"].to_numpy(dtype=bool)
   xs_all = table[x].to_numpy(dtype=np.float64)
   band = y[: -len("_mean")] + "_std" if y.endswith("_mean") else None

@@ -26,21 +26,43 @@ from __future__ import annotations
 import functools
 import random
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
+from jax.typing import DTypeLike
 
 from regjax import _checks
+from regjax.typing import PRNGKey
+
+__all__ = [
+    "DIGITS_NUM_CLASSES",
+    "DIGITS_SHAPE",
+    "MNIST1D_LENGTH",
+    "MNIST1D_NUM_CLASSES",
+    "Dataset",
+    "digits",
+    "digits_split_indices",
+    "from_arrays",
+    "load_digits",
+    "load_mnist1d",
+    "make_classification_blobs",
+    "make_sparse_regression",
+]
 
 DIGITS_SHAPE = (8, 8)
+"""The shape of one embedded digit image (height, width); ``flatten=True`` gives 64 inputs."""
 DIGITS_NUM_CLASSES = 10
+"""The digits' classes, 0..9."""
 _DIGITS_MAX = 16.0
 _SPLITS = ("train", "test", "all")
 _MNIST1D_SPLITS = ("train", "validation", "test", "all")
 MNIST1D_LENGTH = 40
+"""The length of one MNIST-1D signal (its inputs with ``flatten=True``)."""
 MNIST1D_NUM_CLASSES = 10
+"""MNIST-1D's classes, 0..9."""
 
 
 class Dataset(NamedTuple):
@@ -49,6 +71,13 @@ class Dataset(NamedTuple):
   Attributes:
     inputs: features, shape ``(n, ...)``, floating point.
     labels: integer class labels (or float targets), shape ``(n,)``.
+
+  Examples:
+    >>> import numpy as np
+    >>> from regjax.experiment.data import Dataset
+    >>> data = Dataset(np.zeros((4, 3), np.float32), np.array([0, 1, 0, 1]))
+    >>> data.inputs.shape, data[1].tolist()  # a NamedTuple: (inputs, labels)
+    ((4, 3), [0, 1, 0, 1])
   """
 
   inputs: jax.Array | np.ndarray
@@ -66,7 +95,14 @@ def _digits_arrays() -> dict[str, np.ndarray]:
 
 
 def digits_split_indices(split: str) -> np.ndarray:
-  """The fixed indices (into the 1,797 images) of ``split``: "train", "test" or "all"."""
+  """The fixed indices (into the 1,797 images) of ``split``: "train", "test" or "all".
+
+  Examples:
+    >>> from regjax.experiment.data import digits_split_indices
+    >>> train, test = digits_split_indices("train"), digits_split_indices("test")
+    >>> len(train), len(test), len(set(train.tolist()) & set(test.tolist()))
+    (1437, 360, 0)
+  """
   _checks.check_choice("split", split, _SPLITS)
   arrays = _digits_arrays()
   if split == "all":
@@ -78,7 +114,7 @@ def load_digits(
     split: str = "train",
     *,
     flatten: bool = True,
-    dtype: Any = jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> Dataset:
   r"""Load the embedded 8x8 digits, scaled to [0, 1].
 
@@ -93,6 +129,12 @@ def load_digits(
 
   Returns:
     A ``Dataset(inputs, labels)``; labels are int32 in 0..9.
+
+  Examples:
+    >>> from regjax.experiment import data
+    >>> test = data.load_digits("test", flatten=False)
+    >>> test.inputs.shape, test.labels.dtype, float(test.inputs.max())
+    ((360, 8, 8, 1), dtype('int32'), 1.0)
   """
   _checks.check_choice("split", split, _SPLITS)
   if not jnp.issubdtype(dtype, jnp.floating):
@@ -106,8 +148,16 @@ def load_digits(
   return Dataset(inputs, labels)
 
 
-def digits(*, flatten: bool = True, dtype: Any = jnp.float32) -> tuple[Dataset, Dataset]:
-  """The fixed (train, test) split of the embedded digits; see `load_digits`."""
+def digits(*, flatten: bool = True,
+           dtype: DTypeLike = jnp.float32) -> tuple[Dataset, Dataset]:
+  """The fixed (train, test) split of the embedded digits; see :func:`load_digits`.
+
+  Examples:
+    >>> from regjax.experiment import data
+    >>> train, test = data.digits()
+    >>> train.inputs.shape, test.inputs.shape
+    ((1437, 64), (360, 64))
+  """
   return (
       load_digits("train", flatten=flatten, dtype=dtype),
       load_digits("test", flatten=flatten, dtype=dtype),
@@ -147,7 +197,7 @@ def load_mnist1d(
     flatten: bool = True,
     num_samples: int = 5000,
     seed: int = 42,
-    dtype: Any = jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> Dataset:
   r"""Load MNIST-1D (Greydanus 2020), generated offline by the ``mnist1d`` package.
 
@@ -181,6 +231,12 @@ def load_mnist1d(
 
   References:
     Greydanus, "Scaling down Deep Learning", arXiv:2011.14439, 2020.
+
+  Examples:
+    >>> from regjax.experiment import data
+    >>> small = data.load_mnist1d("test", num_samples=100)  # the paper's set: the defaults
+    >>> small.inputs.shape, small.labels.dtype
+    ((20, 40), dtype('int32'))
   """
   _checks.check_choice("split", split, _MNIST1D_SPLITS)
   num_samples = _checks.check_int("num_samples", num_samples, low=20)
@@ -210,13 +266,13 @@ def load_mnist1d(
 
 
 def from_arrays(
-    inputs: Any,
-    labels: Any,
+    inputs: npt.ArrayLike,
+    labels: npt.ArrayLike,
     *,
     test_fraction: float = 0.2,
     seed: int = 0,
     stratify: bool = True,
-    dtype: Any = jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> tuple[Dataset, Dataset]:
   """Check user arrays and split them into (train, test) Datasets.
 
@@ -236,6 +292,14 @@ def from_arrays(
   Returns:
     ``(train, test)``, two Datasets whose indices partition ``range(n)``; within each
     split the examples keep their original order.
+
+  Examples:
+    >>> import numpy as np
+    >>> from regjax.experiment import data
+    >>> labels = np.array([0] * 10 + [1] * 5)
+    >>> train, test = data.from_arrays(np.arange(15.0)[:, None], labels, test_fraction=0.2)
+    >>> np.bincount(train.labels).tolist(), np.bincount(test.labels).tolist()  # stratified
+    ([8, 4], [2, 1])
   """
   x = np.asarray(inputs)
   y = np.asarray(labels)
@@ -287,7 +351,7 @@ def from_arrays(
 
 
 def make_sparse_regression(
-    key: jax.Array,
+    key: PRNGKey,
     n_samples: int,
     n_features: int,
     n_informative: int,
@@ -312,6 +376,13 @@ def make_sparse_regression(
   Returns:
     ``(X, y, true_coef)`` with shapes ``(n_samples, n_features)``, ``(n_samples,)`` and
     ``(n_features,)``, float32.
+
+  Examples:
+    >>> import jax, numpy as np
+    >>> from regjax.experiment import data
+    >>> x, y, coef = data.make_sparse_regression(jax.random.key(0), 20, 6, 2, noise=0.0)
+    >>> x.shape, int(np.count_nonzero(coef)), np.allclose(np.asarray(x) @ np.asarray(coef), y)
+    ((20, 6), 2, True)
   """
   n_samples = _checks.check_int("n_samples", n_samples)
   n_features = _checks.check_int("n_features", n_features)
@@ -332,7 +403,7 @@ def make_sparse_regression(
 
 
 def make_classification_blobs(
-    key: jax.Array,
+    key: PRNGKey,
     n_samples: int,
     n_features: int,
     n_classes: int,
@@ -357,6 +428,13 @@ def make_classification_blobs(
 
   Returns:
     A ``Dataset`` with float32 inputs ``(n_samples, n_features)`` and int32 labels.
+
+  Examples:
+    >>> import jax, numpy as np
+    >>> from regjax.experiment import data
+    >>> blobs = data.make_classification_blobs(jax.random.key(0), 9, 2, 3)
+    >>> blobs.inputs.shape, np.bincount(blobs.labels).tolist()
+    ((9, 2), [3, 3, 3])
   """
   n_samples = _checks.check_int("n_samples", n_samples)
   n_features = _checks.check_int("n_features", n_features)

@@ -22,17 +22,21 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from regjax import _checks
 
-__all__ = ["RESERVED", "Grid", "as_grid", "grid", "zip_grid"]
+__all__ = ["RESERVED", "AxisValues", "Grid", "GridLike", "as_grid", "grid", "zip_grid"]
 
 # Column names of a sweep's table that no grid axis may take.
 RESERVED = ("seed", "failed", "n_seeds", "n_failed")
 """Column names a grid axis or a metric may not take: the result table uses them."""
+
+AxisValues: TypeAlias = npt.ArrayLike
+"""The values of one grid axis: a list or 1-D array (NumPy or JAX) of finite real numbers."""
 
 
 class Grid:
@@ -51,7 +55,7 @@ class Grid:
     ([0.1, 0.1, 0.01, 0.01], [0.0, 1.0, 0.0, 1.0])
   """
 
-  def __init__(self, points: Mapping[str, Any]):
+  def __init__(self, points: Mapping[str, AxisValues]):
     if not points:
       raise ValueError("A grid needs at least one axis, e.g. `grid(l1=[1e-4, 1e-3])`.")
     columns = {name: _axis_values(name, values) for name, values in points.items()}
@@ -81,7 +85,13 @@ class Grid:
       yield {name: float(values[i]) for name, values in self._points.items()}
 
   def product(self, other: Grid) -> Grid:
-    """Cartesian product: every point of ``self`` with every point of ``other``."""
+    """Cartesian product: every point of ``self`` with every point of ``other``.
+
+    Examples:
+      >>> import regjax
+      >>> regjax.grid(lr=[0.1, 0.01]).product(regjax.grid(seed_scale=[1.0, 2.0, 3.0]))
+      Grid(6 points; axes lr, seed_scale)
+    """
     if not isinstance(other, Grid):
       raise TypeError(f"`other` must be a Grid, got {type(other).__name__}.")
     shared = sorted(set(self.names) & set(other.names))
@@ -92,7 +102,7 @@ class Grid:
     points.update({name: np.tile(v, n) for name, v in other._points.items()})
     return Grid(points)
 
-  def __mul__(self, other: Any) -> Grid:
+  def __mul__(self, other: object) -> Grid:
     if not isinstance(other, Grid):
       return NotImplemented
     return self.product(other)
@@ -101,7 +111,11 @@ class Grid:
     return f"Grid({len(self)} points; axes {', '.join(self.names)})"
 
 
-def _axis_values(name: str, values: Any) -> np.ndarray:
+GridLike: TypeAlias = Grid | Mapping[str, AxisValues]
+"""A :class:`Grid`, or a mapping axis name -> :data:`AxisValues` taken as ``grid(**mapping)``."""
+
+
+def _axis_values(name: str, values: AxisValues) -> np.ndarray:
   if name in RESERVED:
     raise ValueError(f"Grid axis name `{name}` is reserved for a result column; rename it.")
   if isinstance(values, (str, bytes)):
@@ -125,7 +139,7 @@ def _axis_values(name: str, values: Any) -> np.ndarray:
   return array.astype(np.float32 if array.dtype == np.float32 else np.float64)
 
 
-def grid(**axes: Any) -> Grid:
+def grid(**axes: AxisValues) -> Grid:
   """The cartesian product of named axes; the first axis varies slowest.
 
   Args:
@@ -143,7 +157,7 @@ def grid(**axes: Any) -> Grid:
   return as_grid(axes)
 
 
-def zip_grid(**axes: Any) -> Grid:
+def zip_grid(**axes: AxisValues) -> Grid:
   """Points made of zipped equal-length axes: point i takes the i-th value of each.
 
   Args:
@@ -162,7 +176,7 @@ def zip_grid(**axes: Any) -> Grid:
   return Grid(axes)
 
 
-def as_grid(value: Grid | Mapping[str, Any]) -> Grid:
+def as_grid(value: GridLike) -> Grid:
   """``value`` if it is a :class:`Grid`, else the cartesian product of the mapping's axes.
 
   Args:

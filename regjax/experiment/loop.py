@@ -68,7 +68,7 @@ import itertools
 import json
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -79,11 +79,19 @@ from regjax.experiment import progress as _progress
 from regjax.experiment import rows as _rows
 from regjax.experiment.grids import RESERVED
 from regjax.experiment.results import CURVE_PREFIX
+from regjax.typing import PRNGKey, PyTree
 
-__all__ = ["Refill", "SegmentEnd", "SegmentedRun", "Stop", "run", "split_steps",
-           "stack_segments"]
+if TYPE_CHECKING:
+  from regjax.experiment.checkpoint import Store
 
-Hparams = Mapping[str, jax.Array]
+__all__ = ["Hparams", "Refill", "SegmentEnd", "SegmentedRun", "Stop", "WholeRun", "row_state",
+           "run", "split_steps", "stack_segments"]
+
+Hparams: TypeAlias = dict[str, jax.Array]
+"""The hyperparameters of one row as a run sees them: a dict grid axis -> traced float scalar."""
+
+WholeRun: TypeAlias = Callable[[Hparams, PRNGKey], Mapping[str, jax.Array]]
+"""A whole run, ``fn(hparams, key) -> {metric: scalar}``: one compiled program per chunk."""
 
 
 @runtime_checkable
@@ -122,20 +130,28 @@ class SegmentedRun(Protocol):
     >>> regjax.sweep(Count(), regjax.grid(a=[1.0, 2.0]), segments=2,
     ...              progress=False)["x"].tolist()
     [4.0, 8.0]
+    >>> def between(end):  # a hook: after 2 of 4 steps, row 0 starts over with a = 10
+    ...   print(end.segment, end.steps, end.metrics["x"].tolist())
+    ...   return loop.Refill(positions=[0], hparams={"a": [10.0]}, seeds=[0])
+    >>> result = regjax.sweep(Count(), regjax.grid(a=[1.0, 2.0]), segments=2,
+    ...                       between=between, progress=False)
+    1 2 [2.0, 4.0]
+    >>> result["a"].tolist(), result["x"].tolist()  # row 0 ran 2 steps at a = 10
+    ([10.0, 2.0], [20.0, 8.0])
   """
 
   def check_hparams(self, point: Mapping[str, float]) -> None: ...
 
   def plan_segments(self, count: int | None) -> Sequence[int]: ...
 
-  def host_batches(self) -> Iterator[Any] | None: ...
+  def host_batches(self) -> Iterator[PyTree] | None: ...
 
-  def init(self, hparams: Hparams, key: jax.Array) -> Any: ...
+  def init(self, hparams: Hparams, key: PRNGKey) -> PyTree: ...
 
-  def advance(self, hparams: Hparams, state: Any, num_steps: int,
-              batches: Any = None) -> Any: ...
+  def advance(self, hparams: Hparams, state: PyTree, num_steps: int,
+              batches: PyTree = None) -> PyTree: ...
 
-  def evaluate(self, hparams: Hparams, state: Any) -> Mapping[str, jax.Array]: ...
+  def evaluate(self, hparams: Hparams, state: PyTree) -> Mapping[str, jax.Array]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +169,20 @@ class SegmentEnd:
       under ``"curves/<name>"``, NaN where not yet recorded.
     last: whether ``segment`` is the chunk's last (the hook may not refill then; False
       by default, for events made by hand).
+
+  Examples:
+    >>> import numpy as np
+    >>> from regjax.experiment.loop import Refill, SegmentEnd
+    >>> def restart_the_worst(end):  # a hook `between`: the worst row restarts, λ / 10
+    ...   worst = int(np.argmin(end.metrics["validation_accuracy"]))
+    ...   return Refill(positions=[worst], hparams={"lam": [end.hparams["lam"][worst] / 10]},
+    ...                 seeds=[end.seeds[worst] + 1])
+    >>> end = SegmentEnd(chunk=0, segment=1, steps=50, rows=np.array([0, 1]),
+    ...                  hparams={"lam": np.array([1e-3, 1e-1])}, seeds=np.array([0, 0]),
+    ...                  metrics={"validation_accuracy": np.array([0.9, 0.4])})
+    >>> refill = restart_the_worst(end)
+    >>> refill.positions, [float(v) for v in refill.hparams["lam"]], int(refill.seeds[0])
+    ([1], [0.01], 1)
   """
 
   chunk: int
@@ -173,6 +203,13 @@ class Refill:
     positions: positions in the chunk (indices into ``SegmentEnd.rows``).
     hparams: axis -> one new value per position (every grid axis).
     seeds: one new seed per position, in ``[0, 2**32)``.
+
+  Examples:
+    >>> from regjax.experiment.loop import Refill
+    >>> Refill(positions=[0], hparams={"lam": [1e-4]}, seeds=[7])  # row 0 restarts, λ = 1e-4
+    Refill(positions=[0], hparams={'lam': [0.0001]}, seeds=[7])
+
+    :class:`SegmentedRun`'s example runs a hook that returns one.
   """
 
   positions: Sequence[int]
@@ -363,8 +400,26 @@ def _segment_programs(fn: SegmentedRun, plan: _rows.RowPlan, lengths: Sequence[i
   return _Segmented(init, advance, lowered.compile(), fresh, tuple(order), state)
 
 
-def row_state(fn: SegmentedRun, names: Sequence[str]) -> Any:
-  """The abstract state of one row (``jax.eval_shape`` of ``fn.init``)."""
+def row_state(fn: SegmentedRun, names: Sequence[str]) -> PyTree:
+  """The abstract state of one row (``jax.eval_shape`` of ``fn.init``).
+
+  The checkpoints' signature records its shapes and dtypes; nothing is computed.
+
+  Args:
+    fn: the segmented run.
+    names: the grid's axis names (each reaches ``fn.init`` as a float scalar).
+
+  Returns:
+    ``fn.init``'s pytree with ``jax.ShapeDtypeStruct`` leaves.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from regjax.experiment import loop
+    >>> class Run:
+    ...   def init(self, hparams, key): return {"w": jnp.zeros((3, 2)), "lam": hparams["lam"]}
+    >>> loop.row_state(Run(), ["lam"])["w"]
+    ShapeDtypeStruct(shape=(3, 2), dtype=float32)
+  """
   hparams = {name: jax.ShapeDtypeStruct((), jnp.result_type(float)) for name in names}
   return jax.eval_shape(fn.init, hparams, jax.random.key(0))
 
@@ -372,7 +427,8 @@ def row_state(fn: SegmentedRun, names: Sequence[str]) -> Any:
 # ----------------------------------------------------------------------------- batches
 
 
-def stack_segments(batches: Iterator[Any], lengths: Sequence[int], skip: int = 0) -> Iterator[Any]:
+def stack_segments(batches: Iterator[PyTree], lengths: Sequence[int],
+                   skip: int = 0) -> Iterator[PyTree]:
   """The stream's batches stacked one segment at a time, after skipping ``skip`` segments.
 
   Args:
@@ -441,11 +497,11 @@ class _Rows:
     return int(min(self.plan.chunk, self.plan.n_rows - self.index * self.plan.chunk))
 
 
-def run(fn: Any, plan: _rows.RowPlan, *, lengths: Sequence[int] | None, chunk_size: int | None,
-        store: Any = None,
+def run(fn: WholeRun | SegmentedRun, plan: _rows.RowPlan, *, lengths: Sequence[int] | None,
+        chunk_size: int | None, store: Store | None = None,
         between: Callable[[SegmentEnd], Refill | Stop | None] | None = None,
-        signature: Callable[[int, Any], dict[str, Any]] | None = None,
-        first_batches: Iterator[Any] | None = None, progress: bool = True,
+        signature: Callable[[int, PyTree], dict[str, object]] | None = None,
+        first_batches: Iterator[PyTree] | None = None, progress: bool = True,
         desc: str | None = None) -> tuple[dict[str, np.ndarray], _rows.RowPlan,
                                           dict[str, np.ndarray], np.ndarray]:
   """Runs every row of ``plan``; returns the metrics, the chunked plan and the rows' final
@@ -463,11 +519,25 @@ def run(fn: Any, plan: _rows.RowPlan, *, lengths: Sequence[int] | None, chunk_si
       None for in-memory data.
     progress: draw a bar and enable :func:`regjax.progress_callback`.
     desc: the bar's label.
+
+  Returns:
+    ``(metrics, plan, hparams, seeds)``: metric -> one value per row (curves
+    ``[rows, evaluations]``), the plan as chunked, and every row's final hyperparameters
+    and seed (a refilled row's last ones). :func:`regjax.sweep` makes its result of them.
+
+  Examples:
+    >>> import numpy as np
+    >>> from regjax.experiment import loop, rows
+    >>> plan = rows.plan_rows(["x"], {"x": np.array([1.0, 2.0, 3.0])}, seeds=1)
+    >>> metrics, plan, hparams, seeds = loop.run(
+    ...     lambda h, k: {"y": h["x"] ** 2}, plan, lengths=None, chunk_size=2, progress=False)
+    >>> metrics["y"].tolist(), plan.n_chunks
+    ([1.0, 4.0, 9.0], 2)
   """
   if lengths is None:
     return _run_whole(fn, plan, chunk_size, progress, desc)
-  return _run_segmented(fn, plan, tuple(lengths), chunk_size, store, between, signature,
-                        first_batches, progress, desc)
+  return _run_segmented(cast(SegmentedRun, fn), plan, tuple(lengths), chunk_size, store,
+                        between, signature, first_batches, progress, desc)
 
 
 def _run_whole(fn: Any, plan: _rows.RowPlan, chunk_size: int | None, progress: bool,

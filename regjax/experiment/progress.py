@@ -168,7 +168,21 @@ def progress_callback(step: jax.typing.ArrayLike, total_steps: int, *, every: in
 
 @contextlib.contextmanager
 def step_progress(enabled: bool) -> Iterator[None]:
-  """Within the block, :func:`progress_callback` reports only if ``enabled`` (while tracing)."""
+  """Within the block, :func:`progress_callback` reports only if ``enabled`` (while tracing).
+
+  ``sweep(progress=False)`` traces the user's function inside ``step_progress(False)``, so
+  the ``progress_callback`` calls in it stage nothing. The setting is a context variable:
+  other threads, and the code after the block, keep theirs.
+
+  Examples:
+    >>> from regjax.experiment import progress
+    >>> with progress.step_progress(False):
+    ...   with progress.step_progress(True):
+    ...     inner = progress.step_progress_enabled()
+    ...   outer = progress.step_progress_enabled()
+    >>> inner, outer, progress.step_progress_enabled()
+    (True, False, True)
+  """
   token = _STEP_PROGRESS.set(bool(enabled))
   try:
     yield
@@ -177,5 +191,11 @@ def step_progress(enabled: bool) -> Iterator[None]:
 
 
 def step_progress_enabled() -> bool:
-  """Whether :func:`progress_callback` reports in the current context (see :func:`sweep`)."""
+  """Whether :func:`progress_callback` reports in the current context (see :func:`sweep`).
+
+  Examples:
+    >>> from regjax.experiment import progress
+    >>> progress.step_progress_enabled()  # on, unless inside `step_progress(False)`
+    True
+  """
   return _STEP_PROGRESS.get()

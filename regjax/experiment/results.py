@@ -51,9 +51,10 @@ import numbers
 import pathlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from regjax import _checks
@@ -61,6 +62,8 @@ from regjax.experiment import curves as _curves
 from regjax.experiment.grids import RESERVED
 
 if TYPE_CHECKING:
+  import matplotlib.axes
+  import matplotlib.figure
   import xarray
 
 __all__ = ["CURVE_PREFIX", "RESERVED", "SweepResult", "concat", "load"]
@@ -69,7 +72,7 @@ __all__ = ["CURVE_PREFIX", "RESERVED", "SweepResult", "concat", "load"]
 # same prefix names the curves in a saved file, beside the table's columns.
 CURVE_PREFIX = "curves/"
 """A metric named ``"curves/<name>"`` is a 1-D curve per row, kept in the curves, not the table."""
-ROW, STEP = _curves.ROW, _curves.STEP
+_ROW, _STEP = _curves.ROW, _curves.STEP
 _META = "regjax"  # the attribute of a saved Dataset that holds the metadata, as JSON
 _FORMAT_VERSION = 2
 
@@ -99,7 +102,7 @@ def _numpy(series: pd.Series) -> np.ndarray:
   return np.asarray(series.to_numpy(), dtype=str)
 
 
-def _as_frame(columns: Mapping[str, Any] | pd.DataFrame) -> pd.DataFrame:
+def _as_frame(columns: Mapping[str, npt.ArrayLike] | pd.DataFrame) -> pd.DataFrame:
   if isinstance(columns, pd.DataFrame):
     frame = columns.reset_index(drop=True)
   else:
@@ -121,29 +124,30 @@ def _xr() -> Any:
 
 def _row_coords(table: pd.DataFrame, hparams: Sequence[str]) -> dict[str, Any]:
   names = [*hparams, *(["seed"] if "seed" in table.columns else [])]
-  return {name: (ROW, _numpy(table[name])) for name in names}
+  return {name: (_ROW, _numpy(table[name])) for name in names}
 
 
-def _as_curves(curves: Any, table: pd.DataFrame, hparams: Sequence[str]) -> xarray.Dataset:
+def _as_curves(curves: Mapping[str, npt.ArrayLike] | xarray.Dataset | None, table: pd.DataFrame,
+               hparams: Sequence[str]) -> xarray.Dataset:
   """Curves as a Dataset ``(row, step)`` whose row coordinates are ``table``'s."""
   xr = _xr()
   if curves is None or (isinstance(curves, Mapping) and not isinstance(curves, xr.Dataset)):
-    arrays = _curves.check(dict(curves or {}), len(table))
-    steps = arrays.pop(STEP, None)
+    arrays = _curves.check(cast("Mapping[str, npt.ArrayLike]", curves or {}), len(table))
+    steps = arrays.pop(_STEP, None)
     width = next(iter(arrays.values())).shape[1] if arrays else 0
     if steps is not None and not (steps == steps[:1]).all():
       raise ValueError("`curves['step']` must hold the same steps in every row.")
     step = steps[0] if steps is not None and len(steps) else np.arange(width)
-    curves = xr.Dataset({name: ((ROW, STEP), values) for name, values in arrays.items()},
-                        coords={STEP: step} if arrays or steps is not None else {})
+    curves = xr.Dataset({name: ((_ROW, _STEP), values) for name, values in arrays.items()},
+                        coords={_STEP: step} if arrays or steps is not None else {})
   if not isinstance(curves, xr.Dataset):
     raise TypeError(f"`curves` must be a mapping of arrays or an xarray.Dataset, got "
                     f"{type(curves).__name__}.")
   for name, variable in curves.data_vars.items():
-    if variable.dims != (ROW, STEP) or variable.shape[0] != len(table):
+    if variable.dims != (_ROW, _STEP) or variable.shape[0] != len(table):
       raise ValueError(f"Curve `{name}` must have dims ('row', 'step') with {len(table)} "
                        f"rows, got {dict(variable.sizes)}.")
-  stale = [name for name, c in curves.coords.items() if name != STEP and c.dims == (ROW,)]
+  stale = [name for name, c in curves.coords.items() if name != _STEP and c.dims == (_ROW,)]
   return curves.drop_vars(stale).assign_coords(_row_coords(table, hparams))
 
 
@@ -179,9 +183,10 @@ class SweepResult:
       1     0  0.5   False
   """
 
-  def __init__(self, columns: Mapping[str, Any] | pd.DataFrame, *, hparams: Sequence[str] = (),
-               metrics: Sequence[str] | None = None, wall_time: float = 0.0,
-               chunk_size: int | None = None, curves: Any = None):
+  def __init__(self, columns: Mapping[str, npt.ArrayLike] | pd.DataFrame, *,
+               hparams: Sequence[str] = (), metrics: Sequence[str] | None = None,
+               wall_time: float = 0.0, chunk_size: int | None = None,
+               curves: Mapping[str, npt.ArrayLike] | xarray.Dataset | None = None):
     table = _as_frame(columns)
     for name in hparams:
       if name not in table.columns:
@@ -227,7 +232,8 @@ class SweepResult:
     if name not in self._table.columns:
       raise ValueError(f"`{argument}` must be one of the columns {self.columns}, got {name!r}.")
 
-  def _like(self, table: pd.DataFrame | Mapping[str, Any], **changes: Any) -> SweepResult:
+  def _like(self, table: pd.DataFrame | Mapping[str, npt.ArrayLike],
+            **changes: Any) -> SweepResult:
     options: dict[str, Any] = dict(hparams=self.hparams, metrics=self.metrics,
                                    wall_time=self.wall_time, chunk_size=self.chunk_size,
                                    curves=self._curves)
@@ -236,7 +242,7 @@ class SweepResult:
 
   def _take(self, index: np.ndarray) -> SweepResult:
     rows = np.arange(len(self))[np.asarray(index)]
-    return self._like(self._table.iloc[rows], curves=self._curves.isel({ROW: rows}))
+    return self._like(self._table.iloc[rows], curves=self._curves.isel({_ROW: rows}))
 
   def to_pandas(self) -> pd.DataFrame:
     """The rows as a ``pandas.DataFrame`` with the same columns, in order (a copy)."""
@@ -369,7 +375,7 @@ class SweepResult:
   def _dataset(self) -> xarray.Dataset:
     """Table, curves and metadata as one Dataset: columns on ``row``, curves prefixed."""
     xr = _xr()
-    columns = {name: (ROW, self[name]) for name in self.columns}
+    columns = {name: (_ROW, self[name]) for name in self.columns}
     curves = {CURVE_PREFIX + str(name): variable.reset_coords(drop=True)
               for name, variable in self._curves.data_vars.items()}
     dataset = xr.Dataset({**columns, **curves})
@@ -471,12 +477,12 @@ class SweepResult:
   def _best_step(self, metric: str, mode: str) -> dict[str, Any]:
     row, index = _curves.best_step(self._curves[metric].values, ~self["failed"], mode)
     record = self._take(np.array([row])).to_records()[0]
-    record[STEP] = _python_value(self._curves[STEP].values[index])
+    record[_STEP] = _python_value(self._curves[_STEP].values[index])
     record.update({str(name): _python_value(variable.values[row, index])
                    for name, variable in self._curves.data_vars.items()})
     return record
 
-  def filter(self, **conditions: Any) -> SweepResult:
+  def filter(self, **conditions: object) -> SweepResult:
     """The rows meeting every condition (with their curves).
 
     Each condition is ``column=value`` (floats compared with a relative tolerance of
@@ -510,9 +516,9 @@ class SweepResult:
         mask &= _equal(column, condition)
     return self._take(mask)
 
-  def plot(self, x: str, y: str, *, hue: str | None = None, ax: Any = None,
-           path: str | pathlib.Path | None = None, logx: bool | None = None,
-           title: str | None = None) -> Any:
+  def plot(self, x: str, y: str, *, hue: str | None = None,
+           ax: matplotlib.axes.Axes | None = None, path: str | pathlib.Path | None = None,
+           logx: bool | None = None, title: str | None = None) -> matplotlib.figure.Figure:
     """Plots ``y`` against ``x``, one line per value of ``hue``; failed rows are skipped.
 
     A ``y`` ending in ``_mean`` with a matching ``_std`` column gets a ±1 std band. Call
@@ -536,8 +542,9 @@ class SweepResult:
     return _curves.plot_table(self._table, x, y, hue=hue, ax=ax, path=path, logx=logx,
                               title=title)
 
-  def plot_curves(self, metric: str, by: str | None = None, *, ax: Any = None,
-                  path: str | pathlib.Path | None = None, title: str | None = None) -> Any:
+  def plot_curves(self, metric: str, by: str | None = None, *,
+                  ax: matplotlib.axes.Axes | None = None, path: str | pathlib.Path | None = None,
+                  title: str | None = None) -> matplotlib.figure.Figure:
     """Plots the curve ``metric`` against steps: one line per value of ``by``.
 
     Each line is the mean over the rows (seeds) with that value, with a ±1 std band
@@ -650,7 +657,7 @@ def _from_dataset(dataset: xarray.Dataset) -> SweepResult:
   curves = _xr().Dataset(
       {name[len(CURVE_PREFIX):]: restored[name].variable for name in restored
        if name.startswith(CURVE_PREFIX)},
-      coords={STEP: restored[STEP].values} if STEP in restored else {})
+      coords={_STEP: restored[_STEP].values} if _STEP in restored else {})
   return SweepResult(table, hparams=meta["hparams"], metrics=meta["metrics"],
                      wall_time=meta["wall_time"], chunk_size=meta["chunk_size"], curves=curves)
 

@@ -17,7 +17,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -27,14 +27,25 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from regjax import _checks
 from regjax.experiment.results import CURVE_PREFIX, SweepResult
 
-__all__ = ["RowPlan", "check_seeds", "fit_chunks", "plan_rows", "resolve_mesh"]
+__all__ = ["RowPlan", "Seeds", "check_seeds", "fit_chunks", "plan_rows", "resolve_mesh"]
 
 # Share of the free device memory a chunk may use; XLA's estimate is not exact.
 _MEMORY_HEADROOM = 0.9
 
+Seeds: TypeAlias = int | Sequence[int]
+"""The seeds of a sweep: an int ``n`` for the seeds ``0..n-1``, or a sequence of distinct
+seeds in ``[0, 2**32)`` (``[3]`` is seed 3 alone)."""
 
-def check_seeds(seeds: Any) -> tuple[int, ...]:
+_Program = TypeVar("_Program")
+
+
+def check_seeds(seeds: Seeds) -> tuple[int, ...]:
   """``seeds`` as a tuple: an int ``n`` means seeds ``0..n-1``, a sequence those seeds.
+
+  Raises:
+    TypeError: ``seeds`` is neither an int nor a sequence of ints.
+    ValueError: a count outside ``[1, 2**32]``, an empty sequence, a seed outside
+      ``[0, 2**32)`` or a repeated seed.
 
   Examples:
     >>> from regjax.experiment.rows import check_seeds
@@ -66,7 +77,15 @@ def check_seeds(seeds: Any) -> tuple[int, ...]:
 
 
 def resolve_mesh(mesh: Mesh | None) -> Mesh:
-  """``mesh``, or a 1-D mesh ``"grid"`` over ``jax.local_devices()`` when None."""
+  """``mesh``, or a 1-D mesh ``"grid"`` over ``jax.local_devices()`` when None.
+
+  Examples:
+    >>> import jax
+    >>> from regjax.experiment.rows import resolve_mesh
+    >>> mesh = resolve_mesh(None)
+    >>> mesh.axis_names, mesh.devices.size == jax.local_device_count()
+    (('grid',), True)
+  """
   if mesh is None:
     return Mesh(np.array(jax.local_devices()), ("grid",))
   if not isinstance(mesh, Mesh):
@@ -135,12 +154,25 @@ def _rows_that_fit(estimate: int, free: int, rows_per_device: int) -> int:
 class RowPlan:
   """The rows ``(point, seed)`` of a sweep and how they are chunked over a mesh.
 
-  Build one with :func:`plan_rows`. Attributes:
+  Build one with :func:`plan_rows`.
+
+  Attributes:
     names: the grid's axis names.
     hparams: axis name -> float64/float32 column, one entry per row.
     seed_column: the seed of each row.
     sharding: a ``NamedSharding`` of the row axis over every axis of the mesh.
     chunk: rows per chunk, a multiple of the device count.
+
+  Examples:
+    >>> import numpy as np
+    >>> from regjax.experiment import rows
+    >>> plan = rows.plan_rows(["lam"], {"lam": np.array([0.1, 1.0, 10.0])}, seeds=1)
+    >>> plan = plan.with_chunk(2)  # (on one device) two chunks of two rows
+    >>> plan.n_rows, plan.n_chunks, plan.rows(1).tolist()  # the last row padded by itself
+    (3, 2, [2, 2])
+    >>> hparams, seeds = plan.inputs(1)  # chunk 1's columns, on the mesh
+    >>> hparams["lam"].tolist(), seeds.dtype
+    ([10.0, 10.0], dtype('uint32'))
   """
 
   names: tuple[str, ...]
@@ -222,7 +254,7 @@ class RowPlan:
                        wall_time=wall_time, chunk_size=self.chunk, curves=curves)
 
 
-def plan_rows(names: Sequence[str], points: Mapping[str, np.ndarray], seeds: Any,
+def plan_rows(names: Sequence[str], points: Mapping[str, np.ndarray], seeds: Seeds,
               mesh: Mesh | None = None) -> RowPlan:
   """The rows of ``points`` × ``seeds``, point-major, as one chunk over ``mesh``.
 
@@ -255,7 +287,7 @@ def plan_rows(names: Sequence[str], points: Mapping[str, np.ndarray], seeds: Any
 
 
 def fit_chunks(plan: RowPlan, chunk_size: int | None,
-               compile_rows: Callable[[int], Any]) -> tuple[RowPlan, Any]:
+               compile_rows: Callable[[int], _Program]) -> tuple[RowPlan, _Program]:
   """Chunks ``plan`` and compiles the program for one chunk with ``compile_rows(chunk)``.
 
   With ``chunk_size`` given, chunks have that many rows (rounded up to the device
@@ -265,8 +297,24 @@ def fit_chunks(plan: RowPlan, chunk_size: int | None,
   chunks that fit, taking memory to grow linearly with rows. Backends that report
   neither (CPU) get one chunk.
 
+  Args:
+    plan: the rows, as :func:`plan_rows` makes them (one chunk).
+    chunk_size: rows per chunk, or None to size chunks from the memory estimate.
+    compile_rows: ``rows -> compiled program`` for a chunk of ``rows`` rows (a
+      ``jax.stages.Compiled``, whose ``memory_analysis()`` is read; anything else is
+      taken to report no estimate).
+
   Returns:
     The chunked plan and ``compile_rows``'s program for its chunk.
+
+  Examples:
+    >>> import numpy as np
+    >>> from regjax.experiment import rows
+    >>> plan = rows.plan_rows(["lam"], {"lam": np.arange(5.0)}, seeds=2)
+    >>> asked = []
+    >>> plan, program = rows.fit_chunks(plan, 4, lambda n: asked.append(n) or f"{n} rows")
+    >>> plan.n_chunks, program, asked
+    (3, '4 rows', [4])
   """
   if chunk_size is not None:
     _checks.check_int("chunk_size", chunk_size)

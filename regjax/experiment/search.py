@@ -43,6 +43,8 @@ from regjax.experiment import grids as _grids
 from regjax.experiment import loop as _loop
 from regjax.experiment import results as _results
 from regjax.experiment import sweeps as _sweeps
+from regjax.experiment.adaptive import Objective
+from regjax.experiment.rows import Seeds
 
 __all__ = ["adaptive_sweep"]
 
@@ -178,11 +180,11 @@ def adaptive_sweep(
     fn: _loop.SegmentedRun,
     space: _adaptive.Space,
     *,
-    objective: _adaptive.Maximize | _adaptive.MaximizeWithin,
+    objective: Objective,
     slots: int,
     rounds: int,
     segments: int = 4,
-    seeds: int | Sequence[int] = 1,
+    seeds: Seeds = 1,
     keep: float = 1 / 3,
     explore: float = 0.25,
     seed: int = 0,

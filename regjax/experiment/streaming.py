@@ -32,13 +32,20 @@ Examples:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeAlias, cast
 
-__all__ = ["BatchStream", "is_stream"]
+from regjax.typing import PyTree
+
+__all__ = ["BatchSource", "BatchStream", "is_stream"]
+
+BatchSource: TypeAlias = Callable[[], Iterable[PyTree]] | Iterable[PyTree]
+"""Host batches (pytrees of NumPy arrays with a leading batch axis): a zero-argument
+callable returning an iterable of them (a generator function), an iterable whose ``iter()``
+starts over (a list, most loaders), or a one-shot iterator (a generator object)."""
 
 
-def is_stream(train: Any) -> bool:
+def is_stream(train: object) -> bool:
   """Whether ``train`` is a stream of batches (not a tuple/mapping of in-memory arrays).
 
   Examples:
@@ -61,9 +68,22 @@ class BatchStream:
   Args:
     source: a zero-argument callable returning an iterable, an iterable whose ``iter()``
       starts over, or a one-shot iterator (read once).
+
+  Examples:
+    >>> import numpy as np
+    >>> from regjax.experiment.streaming import BatchStream
+    >>> def batches():  # a generator function: every pass starts over
+    ...   for i in range(3):
+    ...     yield {"x": np.full((2, 4), i, np.float32)}
+    >>> stream = BatchStream(batches)
+    >>> stream.first()["x"].shape, [int(b["x"][0, 0]) for b in stream.iterate()]
+    ((2, 4), [0, 1, 2])
+    >>> once = BatchStream(batches())  # a generator object: one pass only
+    >>> once.one_shot, len(list(once.iterate()))
+    (True, 3)
   """
 
-  def __init__(self, source: Any):
+  def __init__(self, source: BatchSource):
     self._source = source
     self.one_shot = (not callable(source) and isinstance(source, Iterator)
                      and iter(source) is source)
@@ -91,9 +111,13 @@ class BatchStream:
     self._read = True
     return self._one_pass()
 
+  def _iterator(self) -> Iterator[PyTree]:
+    """The one-shot source itself (``iter`` of an iterator is the iterator)."""
+    return iter(cast("Iterable[PyTree]", self._source))
+
   def _one_pass(self) -> Iterator[Any]:
     pending, self._pending = self._pending, []
-    for batch in itertools.chain(pending, self._source):
+    for batch in itertools.chain(pending, self._iterator()):
       if self._first is _UNREAD:
         self._first = batch
       yield batch
@@ -104,7 +128,7 @@ class BatchStream:
       if not self.one_shot:
         self._first = next(self._fresh(), None)
       else:
-        self._first = next(self._source, None)
+        self._first = next(self._iterator(), None)
         self._pending.append(self._first)
     if self._first is None:
       raise ValueError("`train` yielded no batch.")

@@ -46,17 +46,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-import jax
 from jax.sharding import Mesh
 
 from regjax.experiment import loop as _loop
 from regjax.experiment import rows as _rows
-from regjax.experiment.grids import Grid, as_grid, grid, zip_grid
+from regjax.experiment.grids import Grid, GridLike, as_grid, grid, zip_grid
+from regjax.experiment.loop import WholeRun
 from regjax.experiment.progress import progress_callback
 from regjax.experiment.results import SweepResult
+from regjax.experiment.rows import Seeds
 
 __all__ = ["Grid", "SweepResult", "grid", "progress_callback", "sweep", "zip_grid"]
 
@@ -90,10 +91,10 @@ def _segment_lengths(fn: Any, segmented: bool, checkpoint: Any, segments: int | 
 
 
 def sweep(
-    fn: Callable[[dict[str, jax.Array], jax.Array], Mapping[str, jax.Array]] | Any,
-    grid: Grid | Mapping[str, Any],
+    fn: WholeRun | _loop.SegmentedRun,
+    grid: GridLike,
     *,
-    seeds: int | Sequence[int] = 1,
+    seeds: Seeds = 1,
     chunk_size: int | None = None,
     mesh: Mesh | None = None,
     progress: bool = True,
@@ -101,7 +102,7 @@ def sweep(
     checkpoint: str | os.PathLike | None = None,
     segments: int | None = None,
     resume: bool = True,
-    settings: Mapping[str, Any] | None = None,
+    settings: Mapping[str, object] | None = None,
     between: Callable[[_loop.SegmentEnd], _loop.Refill | _loop.Stop | None] | None = None,
 ) -> SweepResult:
   """Runs ``fn`` on every grid point and seed as one vmapped, sharded computation.

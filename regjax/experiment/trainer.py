@@ -72,27 +72,42 @@ from regjax.experiment import _evaluation, _model, _training, loop, streaming
 from regjax.experiment._model import hidden_kernels
 from regjax.experiment._training import cross_entropy, default_loss, squared_error
 from regjax.experiment.data import Dataset
+from regjax.experiment.loop import Hparams
 from regjax.experiment.results import CURVE_PREFIX
+from regjax.experiment.streaming import BatchSource
+from regjax.typing import Mask, Params, PRNGKey, PyTree
 
 __all__ = ["TrainState", "Trainer", "cross_entropy", "default_loss", "hidden_kernels",
            "squared_error"]
 
-Hparams = Mapping[str, jax.Array]
-
 
 class TrainState(NamedTuple):
-  """Everything a run needs to continue: pure arrays, so it saves and vmaps."""
+  """Everything a run needs to continue: pure arrays, so it saves and vmaps.
+
+  :meth:`Trainer.init` makes one, :meth:`Trainer.advance` steps it, :meth:`Trainer.evaluate`
+  reads it; a sweep keeps one per row (stacked on a leading axis) and checkpoints it.
+
+  Examples:
+    >>> import jax
+    >>> from regjax import Trainer, data, models, prox_adam
+    >>> digits = data.load_digits("test")
+    >>> trainer = Trainer(lambda rngs: models.MLP(64, (8,), 10, rngs=rngs),
+    ...                   lambda h: prox_adam(1e-2, h["lam"]), train=digits, test=digits)
+    >>> state = jax.eval_shape(trainer.init, {"lam": 1e-3}, jax.random.key(0))  # shapes only
+    >>> state.step, state.params["layers"][0]["kernel"]
+    (ShapeDtypeStruct(shape=(), dtype=int32), ShapeDtypeStruct(shape=(64, 8), dtype=float32))
+  """
 
   step: jax.Array  # shape=(), int32: steps taken.
-  params: Any  # pure dict of the model's nnx.Param values (the optimized leaves).
-  model_state: Any  # pure dict of its other variables (nnx.BatchStat, ...).
-  opt_state: Any  # the optimizer's state.
+  params: Params  # pure dict of the model's nnx.Param values (the optimized leaves).
+  model_state: PyTree  # pure dict of its other variables (nnx.BatchStat, ...).
+  opt_state: PyTree  # the optimizer's state.
   data_key: jax.Array  # uint32 key data; minibatch t uses fold_in(data_key, t).
   rng_key: jax.Array  # uint32 key data; the random streams of step t use fold_in(rng_key, t).
   loss: jax.Array  # shape=(): the last step's training loss (with penalties).
-  aux: Any  # dict of the last step's auxiliary outputs of `loss_fn` (and `penalty`).
+  aux: dict[str, jax.Array]  # the last step's auxiliary outputs of `loss_fn` (and `penalty`).
   failed_step: jax.Array  # shape=(), int32: first step with a non-finite loss, or -1.
-  curves: Any  # metric -> [steps // eval_every]; NaN until recorded. Empty without curves.
+  curves: dict[str, jax.Array]  # metric -> [steps // eval_every]; NaN until recorded; or {}.
 
 
 class _Axes(dict):
@@ -165,18 +180,18 @@ class Trainer:
 
   model: Callable[[nnx.Rngs], nnx.Module]
   optimizer: Callable[[Hparams], optax.GradientTransformation]
-  train: Any
+  train: PyTree | BatchSource
   test: Dataset
   steps: int = 1000
   batch_size: int = 128
-  loss_fn: Callable[..., Any] | None = None
+  loss_fn: Callable[..., jax.Array | tuple[jax.Array, Mapping[str, jax.Array]]] | None = None
   metrics_fn: Callable[..., Mapping[str, jax.Array]] | None = None
-  loss_penalty: Callable[[Any, Hparams], jax.Array] | None = None
+  loss_penalty: Callable[[Params, Hparams], jax.Array] | None = None
   activation_penalties: Mapping[str, tuple[Callable[[jax.Array], jax.Array], str]] = (
       dataclasses.field(default_factory=dict))
   validation: Dataset | None = None
   eval_every: int | None = None
-  hidden: Any = None
+  hidden: Mask = None
   segment_steps: int | None = None
   progress: bool = False
   _stream: streaming.BatchStream | None = dataclasses.field(
@@ -224,13 +239,13 @@ class Trainer:
     example = self.test[0][:1] if isinstance(self.test, tuple) else None
     return _model.build(self.model, example)
 
-  def hidden_mask(self, params: Any) -> Any:
+  def hidden_mask(self, params: Params) -> PyTree:
     """The kernels counted by ``dead_units``: ``hidden``, else all but the output layer's."""
     return _model.hidden_mask(params, self.hidden, self.structure.outputs)
 
   # --------------------------------------------------------------------------- the run
 
-  def loss(self, params: Any, hparams: Hparams, inputs: jax.Array, labels: jax.Array, *,
+  def loss(self, params: Params, hparams: Hparams, inputs: jax.Array, labels: jax.Array, *,
            state: TrainState | None = None) -> jax.Array:
     """Training loss with every configured penalty on the batch ``(inputs, labels)``.
 
@@ -243,7 +258,7 @@ class Trainer:
     return _training.objective(self, params, state.model_state, state.rng_key, state.step,
                                hparams, Dataset(inputs, labels))[0]
 
-  def init(self, hparams: Hparams, key: jax.Array) -> TrainState:
+  def init(self, hparams: Hparams, key: PRNGKey) -> TrainState:
     """A fresh run: the model initialised from ``key``, the optimizer's state, step 0."""
     hparams = _Axes(hparams)
     init_key, data_key = jax.random.split(key)
@@ -272,7 +287,7 @@ class Trainer:
     return jax.tree.map(lambda a: a[: self.batch_size], self.train)
 
   def advance(self, hparams: Hparams, state: TrainState, num_steps: int,
-              batches: Any = None) -> TrainState:
+              batches: PyTree = None) -> TrainState:
     """``num_steps`` more training steps from ``state`` (pure; jit/vmap it).
 
     Args:
@@ -327,7 +342,7 @@ class Trainer:
           1, self.steps // self.eval_every + 1, dtype=jnp.int32)
     return result
 
-  def __call__(self, hparams: Hparams, key: jax.Array) -> dict[str, jax.Array]:
+  def __call__(self, hparams: Hparams, key: PRNGKey) -> dict[str, jax.Array]:
     """A whole run: :meth:`init`, :meth:`advance` by ``steps``, :meth:`evaluate`."""
     if self.streamed:
       raise TypeError("A streamed Trainer is fed from the host: run it with `regjax.sweep`.")
@@ -347,7 +362,7 @@ class Trainer:
     size = self.segment_steps or _default_segment(self.steps, every)
     return (size,) * (self.steps // size)
 
-  def host_batches(self) -> Iterator[Any] | None:
+  def host_batches(self) -> Iterator[PyTree] | None:
     """A new pass over the streamed batches, or None for in-memory data."""
     return None if self._stream is None else self._stream.iterate()
 
