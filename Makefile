@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(MAKE) docs
-	$(BIN)/python -m pytest -n 2 --dist load
+	$(BIN)/python -m pytest -n 2 --dist load --durations=25
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
