@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 # have its entry and docstring (docs/check_coverage.py). Notebooks are never executed.
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -j auto -q -b html docs docs/_build/html
-	$(BIN)/python docs/check_coverage.py
+	$(BIN)/python docs/check_coverage.py --require-all
 
 # Builds the wheel and sdist, installs the wheel in a fresh venv outside the checkout and
 # runs `regjax sweep` there with few steps (tools/dist_check.py).
