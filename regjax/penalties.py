@@ -279,7 +279,7 @@ def decorrelation(x: ArrayLike, mode: str = "auto") -> jax.Array:
 
     >>> import jax.numpy as jnp
     >>> w = jnp.array([[1.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
-    >>> float(decorrelation(w)), float(decorrelation(w * jnp.array([1.0, 2.0])))
+    >>> float(decorrelation(w)), float(decorrelation(w * jnp.array([[1.0, 2.0]])))
     (0.5, 0.5)
 
   References:

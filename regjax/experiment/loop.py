@@ -131,11 +131,13 @@ class SegmentedRun(Protocol):
     ...              progress=False)["x"].tolist()
     [4.0, 8.0]
     >>> def between(end):  # a hook: after 2 of 4 steps, row 0 starts over with a = 10
-    ...   print(end.segment, end.steps, end.metrics["x"].tolist())
-    ...   return loop.Refill(positions=[0], hparams={"a": [10.0]}, seeds=[0])
+    ...   print(end.segment, end.steps, end.metrics["x"].tolist(), end.last)
+    ...   if not end.last:  # after the last segment nothing would train a new row
+    ...     return loop.Refill(positions=[0], hparams={"a": [10.0]}, seeds=[0])
     >>> result = regjax.sweep(Count(), regjax.grid(a=[1.0, 2.0]), segments=2,
     ...                       between=between, progress=False)
-    1 2 [2.0, 4.0]
+    1 2 [2.0, 4.0] False
+    2 4 [20.0, 8.0] True
     >>> result["a"].tolist(), result["x"].tolist()  # row 0 ran 2 steps at a = 10
     ([10.0, 2.0], [20.0, 8.0])
   """
