@@ -173,6 +173,16 @@ def test_misspelled_hyperparameter_lists_the_grid_axes():
     regjax.sweep(run, regjax.grid(lam=[0.1]), progress=False)
 
 
+def test_a_concrete_negative_or_nan_strength_in_the_grid_is_refused_before_training():
+  run = Trainer(model=lambda rngs: models.MLP(64, (8,), 10, rngs=rngs),
+                optimizer=lambda h: regjax.prox_adam(1e-2, h["lam"]), train=TRAIN, test=TEST,
+                steps=2, batch_size=8)
+  for bad, message in ((-1e-3, r"`strength` must be >= 0.0, got -0.001"),
+                       (float("nan"), "`lam` must be finite")):
+    with pytest.raises(ValueError, match=message):
+      regjax.sweep(run, regjax.grid(lam=[1e-3, bad]), progress=False)
+
+
 def test_streamed_batches_equal_the_in_memory_run_fed_the_same_batches():
   steps, batch = 40, 32
   memory = Trainer(model=lambda rngs: models.MLP(64, (16,), 10, rngs=rngs),
