@@ -70,6 +70,10 @@ def l1(x: ArrayLike) -> jax.Array:
   Its gradient is :math:`\operatorname{sign}(x)`, **0 at 0** (the minimum-norm
   subgradient), so a weight that is exactly zero stays there under a pure penalty step.
 
+  References:
+    Tibshirani, "Regression shrinkage and selection via the lasso", J. R. Stat.
+    Soc. B, 1996.
+
   Examples:
     >>> import jax, jax.numpy as jnp
     >>> float(l1(jnp.array([1.0, -2.0])))
@@ -82,6 +86,10 @@ def l1(x: ArrayLike) -> jax.Array:
 
 def l2_squared(x: ArrayLike) -> jax.Array:
   r"""Squared L2 (Frobenius) norm :math:`\|x\|_2^2 = \sum_i x_i^2` (no ½).
+
+  References:
+    Hoerl & Kennard, "Ridge regression", Technometrics, 1970; Krogh & Hertz,
+    "A simple weight decay can improve generalization", NeurIPS 1991.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -126,6 +134,11 @@ def group_l2(x: ArrayLike, axis: Axis = None) -> jax.Array:
   Returns:
     A scalar, with a finite gradient at zero groups.
 
+  References:
+    Yuan & Lin, "Model selection and estimation in regression with grouped
+    variables", J. R. Stat. Soc. B, 2006; Scardapane et al., "Group sparse
+    regularization for deep neural networks", Neurocomputing, 2017.
+
   Examples:
     One group per column by default (norms 5 and 0); ``axis=1`` groups the rows (3 + 4):
 
@@ -158,6 +171,10 @@ def gram(x: ArrayLike, mode: str = "auto") -> jax.Array:
 
   Returns:
     A square matrix in ``promote(dtype, float32)``.
+
+  References:
+    Bansal, Chen & Wang, "Can we gain more from orthogonality regularizations in
+    training deep CNNs?", NeurIPS 2018.
 
   Examples:
     A ``3 × 2`` kernel: ``"auto"`` builds the ``2 × 2`` Gram of its columns.
@@ -346,6 +363,11 @@ def power_iteration(
     ``(sigma, v)``: the estimate :math:`|v^\top A v|` of :math:`\sigma_{\max}(A)` and the
     unit vector after the iterations.
 
+  References:
+    Golub & Van Loan, "Matrix Computations", 4th ed., 2013, §8.2 (the power
+    method); Miyato et al., "Spectral normalization for generative
+    adversarial networks", ICLR 2018.
+
   Examples:
     >>> import jax.numpy as jnp
     >>> a = jnp.array([[3.0, 0.0], [0.0, 0.0]])
@@ -395,6 +417,10 @@ def spectral_vector(
 
   Returns:
     The unit vector after the iterations, in the Gram's dtype (float32 or wider).
+
+  References:
+    Yoshida & Miyato, "Spectral norm regularization for improving the
+    generalizability of deep learning", 2017; Miyato et al., ICLR 2018.
 
   Examples:
     >>> import jax.numpy as jnp

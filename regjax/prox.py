@@ -190,6 +190,10 @@ def l2_squared(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = Non
   Returns:
     An array like ``x``; never exactly zero unless ``x`` is.
 
+  References:
+    Hoerl & Kennard, "Ridge regression: biased estimation for nonorthogonal
+    problems", Technometrics, 1970; Parikh & Boyd, "Proximal Algorithms", 2014.
+
   Examples:
     >>> import jax.numpy as jnp
     >>> l2_squared(jnp.array([3.0, -1.5]), 0.25)  # divided by 1 + 2 · 0.25
@@ -444,6 +448,10 @@ def nonneg_l1(x: ArrayLike, strength: ArrayLike, metric: ArrayLike | None = None
   Returns:
     A non-negative array like ``x``.
 
+  References:
+    Parikh & Boyd, "Proximal Algorithms", Foundations and Trends in Optimization,
+    2014 (the prox of a sum with the indicator of the nonnegative orthant).
+
   Examples:
     >>> import jax.numpy as jnp
     >>> nonneg_l1(jnp.array([2.0, -1.0, 0.5]), 0.5)
@@ -497,6 +505,10 @@ def unit_norm(x: ArrayLike, axis: Axis = None) -> jax.Array:
 
   Returns:
     An array like ``x`` whose nonzero groups have unit norm.
+
+  References:
+    Salimans & Kingma, "Weight normalization: a simple reparameterization to
+    accelerate training of deep neural networks", NeurIPS 2016.
 
   Examples:
     >>> import jax.numpy as jnp

@@ -295,6 +295,11 @@ def add_penalty_gradient(
   Returns:
     An ``optax.GradientTransformation`` with state :class:`ScheduleState`.
 
+  References:
+    Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019
+    (the coupled form, the penalty's gradient added to the loss's, that
+    it contrasts with decoupled decay).
+
   Examples:
     The gradient of ``0.5 · l2_squared(p)`` is ``p``, added to a zero gradient:
 
