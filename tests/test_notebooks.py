@@ -28,8 +28,8 @@ WITH_RESULTS = ("01_l1_l2_elastic_net", "02_adam_l2_vs_adamw", "03_first_vs_fina
                 "07_per_layer_lambda")
 # Notebooks not yet brought under the evidence rules of issue 22 (strict xfail: a notebook
 # that obeys them fails its test until it is taken off its list).
-FIGURES_PENDING = ("11_l0_gates_louizos", "22_seed000_embeddings_and_inputs")
-CHOICES_PENDING = ("11_l0_gates_louizos", "22_seed000_embeddings_and_inputs")
+FIGURES_PENDING = ()
+CHOICES_PENDING = ()
 
 
 def _evidence():
