@@ -26,10 +26,6 @@ NOTEBOOKS = sorted(HERE.glob("*.ipynb"))
 WITH_RESULTS = ("01_l1_l2_elastic_net", "02_adam_l2_vs_adamw", "03_first_vs_final_layer_l1",
                 "04_proximal_vs_lasso", "05_orthogonality", "06_stochastic_regularizers",
                 "07_per_layer_lambda")
-# Notebooks not yet brought under the evidence rules of issue 22 (strict xfail: a notebook
-# that obeys them fails its test until it is taken off its list).
-FIGURES_PENDING = ()
-CHOICES_PENDING = ()
 
 
 def _evidence():
@@ -39,11 +35,6 @@ def _evidence():
   finally:
     sys.path.remove(str(HERE))
   return evidence
-
-
-def _pending(paths, pending):
-  return [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="issue 22 pending"))
-          if p.stem in pending else p for p in paths]
 
 
 def _outputs(notebook):
@@ -97,8 +88,7 @@ def test_notebook_runs_in_quick_mode(path, monkeypatch, tmp_path):
                  for output in cell.get("outputs", []))
   assert "Verdict" in text or "verdict" in text, f"{path.name} printed no verdict"
   # The notebook shows a figure as an image (evidence.show embeds one whatever the backend).
-  if path.stem not in FIGURES_PENDING:
-    assert not _figure_problems(notebook), _figure_problems(notebook)
+  assert not _figure_problems(notebook), _figure_problems(notebook)
   # A quick run writes its results beside itself, never over the stored full-size ones.
   if path.stem in WITH_RESULTS:
     quick = json.loads((tmp_path / "quick-results" / f"{path.stem}.json").read_text())
@@ -131,15 +121,13 @@ def test_stored_outputs_quote_the_results_file(path):
     assert line in text, f"{path.name}'s stored outputs do not show: {line!r}"
 
 
-@pytest.mark.parametrize("path", _pending(NOTEBOOKS, FIGURES_PENDING),
-                         ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_stored_notebook_shows_a_figure_as_an_image(path):
   problems = _figure_problems(nbformat.read(path, as_version=4))
   assert not problems, f"{path.name}: {problems}"
 
 
-@pytest.mark.parametrize("path", _pending(NOTEBOOKS, CHOICES_PENDING),
-                         ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_findings_declare_their_choices_and_are_not_fixed_by_construction(path):
   evidence = _evidence()
   results = HERE / "results" / f"{path.stem}.json"
