@@ -20,8 +20,9 @@ single run (the range over seeds and a 95 % prediction interval for one more run
 paper's single run is matched when 68 % lies within that spread.
 
 Run: ``python notebooks/mnist1d_baseline.py [--seeds 10] [--steps 6000]`` (about half a
-minute on two CPU cores); notebook 22 trains its MNIST-1D arms with :func:`train` and
-prints the same line beside the paper's figure.
+minute on two CPU cores); notebook 22 trains its MNIST-1D arms with :func:`train`, and
+notebooks 12, 13 and 23 train their own optimizers and losses with :func:`fit` (the
+paper's loop); each prints the same line beside the paper's figure.
 """
 
 from __future__ import annotations
@@ -87,6 +88,46 @@ def forward(params, x, sphere=0.0):
   return h @ params[2]["w"] + params[2]["b"], h
 
 
+def fit(params, tx: optax.GradientTransformation, loss, x, y, steps: int = STEPS,
+        carried=None):
+  """Train ``params`` in the paper's loop: ``steps`` updates on batches taken in order.
+
+  Step ``t`` uses the batch that starts at ``(t · BATCH) mod len(x)`` (the paper's
+  ``bix``), computes the gradient of ``loss`` there and applies ``tx``'s update. Jit- and
+  vmap-friendly (one ``lax.scan``), so a notebook vmaps it over strengths and seeds.
+
+  Args:
+    params: the initial parameters (a pytree, e.g. :func:`init`'s).
+    tx: the optimizer, an Optax gradient transformation.
+    loss: ``loss(params, xb, yb) -> scalar``; with ``carried``,
+      ``loss(params, carried, xb, yb) -> (scalar, carried)`` (state that is not trained
+      but updated by the forward pass, such as batch norm's running statistics).
+    x, y: the training inputs and integer labels.
+    steps: the number of updates (the paper's 6,000).
+    carried: the initial non-trained state, or ``None`` when there is none.
+
+  Returns:
+    The trained parameters; with ``carried``, ``(params, carried)``.
+  """
+  n = x.shape[0]
+
+  def step(carry, t):
+    params, opt_state, state = carry
+    start = (t * BATCH) % n  # the paper's batches, in order
+    xb = jax.lax.dynamic_slice_in_dim(x, start, BATCH)
+    yb = jax.lax.dynamic_slice_in_dim(y, start, BATCH)
+    if carried is None:
+      grads = jax.grad(loss)(params, xb, yb)
+    else:
+      grads, state = jax.grad(loss, has_aux=True)(params, state, xb, yb)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state, state), None
+
+  (params, _, state), _ = jax.lax.scan(step, (params, tx.init(params), carried),
+                                       jnp.arange(steps))
+  return params if carried is None else (params, state)
+
+
 def train(seeds=range(10), steps: int = STEPS, data: dict | None = None, *,
           l1: Sequence[float] = (0.0,), sphere: Sequence[float] = (0.0,),
           validation: int = 0) -> np.ndarray:
@@ -117,27 +158,14 @@ def train(seeds=range(10), steps: int = STEPS, data: dict | None = None, *,
   x, y = jnp.asarray(x), jnp.asarray(y)
   x_eval, y_eval = jnp.asarray(x_eval, jnp.float32), jnp.asarray(y_eval, jnp.int32)
   l1, sphere = np.broadcast_arrays(np.asarray(l1, np.float32), np.asarray(sphere, np.float32))
-  n = x.shape[0]
-  tx = optax.adam(LEARNING_RATE)
-
-  def loss(params, xb, yb, lam, radius):
-    logits, h = forward(params, xb, radius)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-    return ce + lam * jnp.abs(h).sum(-1).mean()
 
   def one(lam, radius, key):
-    params = init(key)
+    def loss(params, xb, yb):
+      logits, h = forward(params, xb, radius)
+      ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+      return ce + lam * jnp.abs(h).sum(-1).mean()
 
-    def step(carry, t):
-      params, state = carry
-      start = (t * BATCH) % n  # the paper's batches, in order
-      xb = jax.lax.dynamic_slice_in_dim(x, start, BATCH)
-      yb = jax.lax.dynamic_slice_in_dim(y, start, BATCH)
-      grads = jax.grad(loss)(params, xb, yb, lam, radius)
-      updates, state = tx.update(grads, state, params)
-      return (optax.apply_updates(params, updates), state), None
-
-    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(steps))
+    params = fit(init(key), optax.adam(LEARNING_RATE), loss, x, y, steps)
     return jnp.argmax(forward(params, x_eval, radius)[0], -1) == y_eval
 
   keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
