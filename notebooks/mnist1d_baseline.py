@@ -102,14 +102,21 @@ def fit(params, tx: optax.GradientTransformation, loss, x, y, steps: int = STEPS
     loss: ``loss(params, xb, yb) -> scalar``; with ``carried``,
       ``loss(params, carried, xb, yb) -> (scalar, carried)`` (state that is not trained
       but updated by the forward pass, such as batch norm's running statistics).
-    x, y: the training inputs and integer labels.
+    x, y: the training inputs and integer labels; their number must be a multiple of
+      ``BATCH`` (else the last batch of a pass would be cut short or overlap the next).
     steps: the number of updates (the paper's 6,000).
     carried: the initial non-trained state, or ``None`` when there is none.
 
   Returns:
     The trained parameters; with ``carried``, ``(params, carried)``.
+
+  Raises:
+    ValueError: if ``len(x)`` is not a multiple of ``BATCH``.
   """
   n = x.shape[0]
+  if n % BATCH:
+    raise ValueError(f"fit: x has {n} training signals, not a multiple of the batch size "
+                     f"{BATCH}; hold out or drop {n % BATCH} of them")
 
   def step(carry, t):
     params, opt_state, state = carry

@@ -78,6 +78,13 @@ def test_fit_is_the_papers_loop_batches_in_order_wrapping_round():
   assert not np.allclose(jax.tree.leaves(fitted)[0], jax.tree.leaves(shuffled)[0])
 
 
+def test_fit_refuses_a_training_set_that_is_not_whole_batches():
+  x, y = jnp.zeros((240, 40)), jnp.zeros(240, jnp.int32)
+  params = baseline.init(jax.random.PRNGKey(0), hidden=4)
+  with pytest.raises(ValueError, match="240 training signals.*drop 40"):
+    baseline.fit(params, optax.sgd(0.1), lambda p, xb, yb: 0.0, x, y, steps=1)
+
+
 def test_fit_threads_carried_state_through_every_step():
   # The carried state counts the steps and sums the batch means of x[:, 0]; the
   # parameters follow -0.1 · gradient of mean((w - x[:, 0])²), as plain SGD.
@@ -108,14 +115,14 @@ def test_the_sphere_puts_the_final_embedding_at_its_radius():
 
 
 def test_configurations_train_as_a_paired_design():
-  data = baseline.dataset(num_samples=300)
+  data = baseline.dataset(num_samples=250)  # 200 training and 50 test signals
   correct = baseline.train(seeds=[0, 1], steps=30, data=data, l1=(0.0, 0.0, 1e-2))
   assert correct.shape == (3, 2, len(data["y_test"]))
   assert set(np.unique(correct)) <= {0.0, 1.0}
   # The same configuration on the same seed is the same run (same init, same batches).
   np.testing.assert_array_equal(correct[0], correct[1])
-  held_out = baseline.train(seeds=[0], steps=30, data=data, validation=40)
-  assert held_out.shape == (1, 1, 40)
+  held_out = baseline.train(seeds=[0], steps=30, data=data, validation=100)
+  assert held_out.shape == (1, 1, 100)
 
 
 def test_the_paper_is_matched_when_68_percent_is_inside_one_runs_spread():
